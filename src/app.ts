@@ -1,0 +1,43 @@
+// src/app.ts
+// The root app: request ids, health, the native /v2 dialect and every compat adapter, plus JSON 404/405.
+import { Hono } from 'hono';
+import { backgroundErase, renderNativeError } from '../compat/backgrounderase/index.js';
+import { adapterApp } from '../compat/mount.js';
+import type { CompatAdapter } from '../compat/types.js';
+import { GatewayError, toGatewayError } from './errors.js';
+import type { Gateway } from './gateway.js';
+import type { AppEnv } from './http/env.js';
+import { healthReport } from './http/health.js';
+import { requestId } from './http/request-id.js';
+
+/** Vendor adapters; each answers on its upstream paths and again under /compat/<name>/. */
+export const VENDOR_ADAPTERS: CompatAdapter[] = [];
+
+export function createApp(gw: Gateway): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.use('*', requestId());
+
+  const health = async (c: import('hono').Context<AppEnv>) => {
+    const { ready, body } = await healthReport(gw);
+    c.header('Cache-Control', 'no-store');
+    return c.json(body, ready ? 200 : 503);
+  };
+  app.get('/v2/health', health);
+  app.get('/health', health);
+  app.get('/', health);
+
+  app.route('/', adapterApp(gw, backgroundErase));
+  for (const adapter of VENDOR_ADAPTERS) {
+    const sub = adapterApp(gw, adapter);
+    app.route('/', sub);
+    app.route(`/compat/${adapter.name}`, sub);
+  }
+
+  app.notFound((c) => renderNativeError(new GatewayError('not_found', { message: `No route for ${c.req.method} ${c.req.path}.` }), c));
+  app.onError((err, c) => {
+    const e = toGatewayError(err);
+    if (e.status >= 500) gw.log.error({ err, requestId: c.get('requestId') }, 'request failed');
+    return renderNativeError(e, c);
+  });
+  return app;
+}

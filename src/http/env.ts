@@ -1,0 +1,12 @@
+// src/http/env.ts
+// Hono's typed context: what middleware leaves for handlers.
+import type { ApiKeyRecord } from '../store/types.js';
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    apiKey?: ApiKeyRecord;
+    /** Set by the rate limiter; added to every response, errors included. */
+    rateLimitHeaders?: Record<string, string>;
+  };
+}

@@ -1,0 +1,144 @@
+// src/pipeline/compose.ts
+// Alpha + colour → the picture to encode: crop to the subject, then flatten onto a colour or an image if asked.
+import sharp from 'sharp';
+import type { ForegroundBox, RemovalJob, Rgba } from '../job.js';
+
+/** Alpha above this counts as subject when finding its box (ignores faint model noise). */
+const SUBJECT_ALPHA = 8;
+
+export interface Raster {
+  data: Buffer;
+  width: number;
+  height: number;
+  /** 1 for a grey picture (the matte itself). */
+  channels: 1 | 3 | 4;
+  /** Final alpha, one byte per pixel; absent once flattened. */
+  alpha?: Buffer;
+}
+
+export function subjectBox(alpha: Uint8Array, width: number, height: number): ForegroundBox {
+  let top = -1, bottom = -1, left = width, right = -1;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    let first = -1, last = -1;
+    for (let x = 0; x < width; x++) {
+      if (alpha[row + x]! > SUBJECT_ALPHA) {
+        first = x;
+        break;
+      }
+    }
+    if (first < 0) continue;
+    for (let x = width - 1; x >= first; x--) {
+      if (alpha[row + x]! > SUBJECT_ALPHA) {
+        last = x;
+        break;
+      }
+    }
+    if (top < 0) top = y;
+    bottom = y;
+    if (first < left) left = first;
+    if (last > right) right = last;
+  }
+  if (top < 0) return { left: 0, top: 0, width: 0, height: 0 };
+  return { left, top, width: right - left + 1, height: bottom - top + 1 };
+}
+
+/** The crop rectangle: the subject box grown by the margin, clamped to the image; the whole image if no subject. */
+export function cropRect(box: ForegroundBox, width: number, height: number, margin: RemovalJob['cropMargin']): ForegroundBox {
+  if (box.width === 0 || box.height === 0) return { left: 0, top: 0, width, height };
+  const m = Math.round(margin.px + margin.fraction * Math.max(box.width, box.height));
+  const left = Math.max(0, box.left - m);
+  const top = Math.max(0, box.top - m);
+  const right = Math.min(width, box.left + box.width + m);
+  const bottom = Math.min(height, box.top + box.height + m);
+  return { left, top, width: right - left, height: bottom - top };
+}
+
+/** Copies a rectangle out of an interleaved buffer, row by row. */
+export function extractRect(data: Buffer, width: number, channels: number, rect: ForegroundBox): Buffer {
+  if (rect.left === 0 && rect.width === width) return data.subarray(rect.top * width * channels, (rect.top + rect.height) * width * channels);
+  const out = Buffer.allocUnsafe(rect.width * rect.height * channels);
+  const rowBytes = rect.width * channels;
+  for (let y = 0; y < rect.height; y++) {
+    const from = ((rect.top + y) * width + rect.left) * channels;
+    data.copy(out, y * rowBytes, from, from + rowBytes);
+  }
+  return out;
+}
+
+export function cropRaster(r: Raster, rect: ForegroundBox): Raster {
+  if (rect.left === 0 && rect.top === 0 && rect.width === r.width && rect.height === r.height) return r;
+  return {
+    data: extractRect(r.data, r.width, r.channels, rect),
+    width: rect.width,
+    height: rect.height,
+    channels: r.channels,
+    ...(r.alpha ? { alpha: extractRect(r.alpha, r.width, 1, rect) } : {}),
+  };
+}
+
+/** Flattens onto an opaque colour: 3 channels out. */
+export function flattenOnColor(r: Raster, color: Pick<Rgba, 'r' | 'g' | 'b'>): Raster {
+  const alpha = r.alpha!;
+  const n = r.width * r.height;
+  const out = Buffer.allocUnsafe(n * 3);
+  const bg = [color.r, color.g, color.b] as const;
+  for (let p = 0, i = 0, o = 0; p < n; p++, i += r.channels, o += 3) {
+    const a = alpha[p]!;
+    const ia = 255 - a;
+    out[o] = (r.data[i]! * a + bg[0] * ia + 127) / 255;
+    out[o + 1] = (r.data[i + 1]! * a + bg[1] * ia + 127) / 255;
+    out[o + 2] = (r.data[i + 2]! * a + bg[2] * ia + 127) / 255;
+  }
+  return { data: out, width: r.width, height: r.height, channels: 3 };
+}
+
+/** Composites over a translucent colour: alpha stays, so the result still has 4 channels. */
+export function overTranslucentColor(r: Raster, color: Rgba): Raster {
+  const alpha = r.alpha!;
+  const n = r.width * r.height;
+  const out = Buffer.allocUnsafe(n * 3);
+  const outAlpha = Buffer.allocUnsafe(n);
+  const A = color.alpha;
+  for (let p = 0, i = 0, o = 0; p < n; p++, i += r.channels, o += 3) {
+    const a = alpha[p]! / 255;
+    const oa = a + A * (1 - a);
+    outAlpha[p] = Math.round(oa * 255);
+    const wf = oa > 0 ? a / oa : 0;
+    const wb = 1 - wf;
+    out[o] = r.data[i]! * wf + color.r * wb;
+    out[o + 1] = r.data[i + 1]! * wf + color.g * wb;
+    out[o + 2] = r.data[i + 2]! * wf + color.b * wb;
+  }
+  return { data: out, width: r.width, height: r.height, channels: 3, alpha: outAlpha };
+}
+
+/** Flattens onto another picture of the same size (a background image, or the blurred original). */
+export function flattenOnRaster(r: Raster, bg: Buffer): Raster {
+  const alpha = r.alpha!;
+  const n = r.width * r.height;
+  const out = Buffer.allocUnsafe(n * 3);
+  for (let p = 0, i = 0, o = 0; p < n; p++, i += r.channels, o += 3) {
+    const a = alpha[p]!;
+    const ia = 255 - a;
+    out[o] = (r.data[i]! * a + bg[o]! * ia + 127) / 255;
+    out[o + 1] = (r.data[i + 1]! * a + bg[o + 1]! * ia + 127) / 255;
+    out[o + 2] = (r.data[i + 2]! * a + bg[o + 2]! * ia + 127) / 255;
+  }
+  return { data: out, width: r.width, height: r.height, channels: 3 };
+}
+
+/** A background image scaled to cover the output and centred, as remove.bg's bg_image_url does. */
+export async function backgroundImage(bytes: Uint8Array, width: number, height: number, maxInputPixels: number): Promise<Buffer> {
+  return sharp(bytes, { limitInputPixels: maxInputPixels, failOn: 'error' })
+    .rotate()
+    .resize(width, height, { fit: 'cover', position: 'centre' })
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw()
+    .toBuffer();
+}
+
+export async function blurredOriginal(r: Raster, sigma: number): Promise<Buffer> {
+  return sharp(r.data, { raw: { width: r.width, height: r.height, channels: r.channels } }).removeAlpha().blur(sigma).raw().toBuffer();
+}
