@@ -3,15 +3,12 @@
 import { Hono } from 'hono';
 import { backgroundErase, renderNativeError } from '../compat/backgrounderase/index.js';
 import { adapterApp } from '../compat/mount.js';
-import type { CompatAdapter } from '../compat/types.js';
+import { VENDOR_ADAPTERS } from '../compat/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
 import type { Gateway } from './gateway.js';
 import type { AppEnv } from './http/env.js';
 import { healthReport } from './http/health.js';
 import { requestId } from './http/request-id.js';
-
-/** Vendor adapters; each answers on its upstream paths and again under /compat/<name>/. */
-export const VENDOR_ADAPTERS: CompatAdapter[] = [];
 
 export function createApp(gw: Gateway): Hono<AppEnv> {
   const app = new Hono<AppEnv>();

@@ -1,0 +1,5 @@
+// compat/index.ts
+// Every vendor adapter, in mount order. Each answers on its upstream paths and under /compat/<name>/.
+import type { CompatAdapter } from './types.js';
+
+export const VENDOR_ADAPTERS: CompatAdapter[] = [];
