@@ -1,6 +1,9 @@
 // src/engine/worker.ts
 // One ONNX session per worker thread: session.run() is synchronous on its calling thread,
 // so keeping it here leaves the HTTP event loop free while a model runs.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { Provider, RunRequest, WorkerInit, WorkerMessage } from './protocol.js';
@@ -22,7 +25,23 @@ function sessionOptions(provider: Provider): ort.InferenceSession.SessionOptions
   };
 }
 
+/** The CUDA EP ships as a separate library that onnxruntime-node installs only with ONNXRUNTIME_NODE_INSTALL=cuda12. */
+function cudaLibraryInstalled(): boolean {
+  try {
+    const pkg = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+    const dir = path.join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
+    return existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so')) || existsSync(path.join(dir, 'onnxruntime_providers_cuda.dll'));
+  } catch {
+    return false;
+  }
+}
+
 async function createSession(): Promise<{ session: ort.InferenceSession; provider: Provider; fallbackReason?: string }> {
+  if (init.provider === 'auto' && !cudaLibraryInstalled()) {
+    // Probing anyway would work but makes ORT print a scary load error on every CPU start.
+    const fallbackReason = 'CUDA execution provider not installed (install with ONNXRUNTIME_NODE_INSTALL=cuda12)';
+    return { session: await ort.InferenceSession.create(init.modelFile, sessionOptions('cpu')), provider: 'cpu', fallbackReason };
+  }
   if (init.provider === 'cpu') return { session: await ort.InferenceSession.create(init.modelFile, sessionOptions('cpu')), provider: 'cpu' };
   try {
     const session = await ort.InferenceSession.create(init.modelFile, sessionOptions('cuda'));

@@ -34,6 +34,8 @@ function toSharp(r: Raster): Sharp {
     return sharp(r.data, { raw: { ...raw, channels: 4 } });
   }
   const img = sharp(r.data, { raw: { ...raw, channels: r.channels } });
+  // libvips would otherwise widen a one-band raw image to sRGB on output.
+  if (r.channels === 1) return img.toColourspace('b-w');
   if (r.alpha) return img.joinChannel(r.alpha, { raw: { ...raw, channels: 1 } });
   return r.channels === 4 ? img.removeAlpha() : img;
 }
@@ -70,7 +72,7 @@ export async function encodeZip(color: Raster, alpha: Buffer, o: EncodeOptions):
       .removeAlpha()
       .jpeg({ quality: o.quality ?? 90 })
       .toBuffer(),
-    sharp(alpha, { raw: { width: color.width, height: color.height, channels: 1 } }).png({ compressionLevel: o.pngCompressionLevel, palette: false }).toBuffer(),
+    sharp(alpha, { raw: { width: color.width, height: color.height, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: o.pngCompressionLevel, palette: false }).toBuffer(),
   ]);
   // Already-compressed members: storing them is as small and much faster than deflating again.
   const zipped = zipSync({ 'color.jpg': [jpg, { level: 0 }], 'alpha.png': [png, { level: 0 }] });
