@@ -75,14 +75,16 @@ function removalHandler(gw: Gateway, adapter: CompatAdapter, route: RemovalRoute
     const body = (await admit(c, gw, adapter, route.method === 'POST'))!;
     const job = await route.parse({ c, body, gw });
     const result = await execute(c, gw, job, body.bytesIn);
-    const res = await route.render(result, job, c, gw);
-    for (const [k, v] of Object.entries(c.get('rateLimitHeaders') ?? {})) res.headers.set(k, v);
-    return res;
+    return route.render(result, job, c, gw);
   };
 }
 
 export function adapterApp(gw: Gateway, adapter: CompatAdapter): Hono<AppEnv> {
   const sub = new Hono<AppEnv>();
+  sub.use('*', async function rateLimitHeaders(c, next) {
+    await next();
+    for (const [k, v] of Object.entries(c.get('rateLimitHeaders') ?? {})) c.res.headers.set(k, v);
+  });
   for (const route of adapter.routes) sub.on(route.method, route.path, removalHandler(gw, adapter, route));
   adapter.extraRoutes?.(sub, gw);
   sub.onError((err, c) => {

@@ -85,7 +85,8 @@ async function openSource(bytes: Uint8Array, limits: DecodeLimits): Promise<Sour
   const options: SharpOptions = { limitInputPixels: limits.maxInputPixels, failOn: 'error', animated: false, sequentialRead: true };
   let meta: Metadata;
   try {
-    meta = await sharp(bytes, options).metadata();
+    // The header alone: the pixel limit is checked below with a clearer message than libvips gives.
+    meta = await sharp(bytes, { ...options, limitInputPixels: false }).metadata();
   } catch (err) {
     throw decodeFailure(err);
   }
