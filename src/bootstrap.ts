@@ -1,6 +1,7 @@
 // src/bootstrap.ts
 // Builds a Gateway from config: stores, seeded keys, warm model sessions, queue. Shared by main.ts and tests.
 import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
 import { loadConfig, PROJECT_ROOT, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import type { Gateway } from './gateway.js';
@@ -35,6 +36,8 @@ export interface BootstrapOptions {
 }
 
 export async function createGateway(options: BootstrapOptions = {}): Promise<Gateway> {
+  // Every upload is different: libvips' operation cache only holds memory (and serves stale results in benches).
+  sharp.cache(false);
   const config = loadConfig(options.env ?? process.env, await packageVersion());
   const log = options.log ?? createLogger(config.LOG_LEVEL);
   const plans = loadPlans(config.PLANS);

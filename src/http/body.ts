@@ -176,6 +176,8 @@ async function parseMultipart(req: Request, limits: BodyLimits, declared: number
         chunks.push(c);
       });
       stream.on('limit', () => fail(tooLarge(limits.maxUploadBytes)));
+      // busboy errors the open part's stream when the body ends mid-part; unhandled, that would crash the process.
+      stream.on('error', () => fail(new GatewayError('invalid_body', { message: 'The multipart body ended inside a part.' })));
       stream.on('end', () => {
         if (failed || size === 0) return;
         // First part of a name wins; later duplicates are ignored like unknown fields.
@@ -210,7 +212,8 @@ async function parseMultipart(req: Request, limits: BodyLimits, declared: number
   } finally {
     if (stop) await reader.cancel().catch(() => undefined);
   }
-  bb.end();
+  if (stop) bb.destroy();
+  else bb.end();
   await done;
   return { kind: 'multipart', fields, files, bytesIn };
 }

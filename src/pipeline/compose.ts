@@ -77,18 +77,30 @@ export function cropRaster(r: Raster, rect: ForegroundBox): Raster {
   };
 }
 
-/** Flattens onto an opaque colour: 3 channels out. */
+/** Flattens onto an opaque colour: 3 channels out. Integer blend; `(x + 128) * 257 >> 16` is x / 255 rounded. */
 export function flattenOnColor(r: Raster, color: Pick<Rgba, 'r' | 'g' | 'b'>): Raster {
   const alpha = r.alpha!;
   const n = r.width * r.height;
   const out = Buffer.allocUnsafe(n * 3);
-  const bg = [color.r, color.g, color.b] as const;
-  for (let p = 0, i = 0, o = 0; p < n; p++, i += r.channels, o += 3) {
+  const src = r.data;
+  const step = r.channels;
+  const br = color.r, bg = color.g, bb = color.b;
+  for (let p = 0, i = 0, o = 0; p < n; p++, i += step, o += 3) {
     const a = alpha[p]!;
-    const ia = 255 - a;
-    out[o] = (r.data[i]! * a + bg[0] * ia + 127) / 255;
-    out[o + 1] = (r.data[i + 1]! * a + bg[1] * ia + 127) / 255;
-    out[o + 2] = (r.data[i + 2]! * a + bg[2] * ia + 127) / 255;
+    if (a === 255) {
+      out[o] = src[i]!;
+      out[o + 1] = src[i + 1]!;
+      out[o + 2] = src[i + 2]!;
+    } else if (a === 0) {
+      out[o] = br;
+      out[o + 1] = bg;
+      out[o + 2] = bb;
+    } else {
+      const ia = 255 - a;
+      out[o] = ((src[i]! * a + br * ia + 128) * 257) >> 16;
+      out[o + 1] = ((src[i + 1]! * a + bg * ia + 128) * 257) >> 16;
+      out[o + 2] = ((src[i + 2]! * a + bb * ia + 128) * 257) >> 16;
+    }
   }
   return { data: out, width: r.width, height: r.height, channels: 3 };
 }

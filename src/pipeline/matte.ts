@@ -4,20 +4,22 @@ import sharp from 'sharp';
 import type { RemovalJob } from '../job.js';
 import type { DecodedImage } from './decode.js';
 import type { LowResMask } from './infer.js';
+import { upsampleBilinear } from './upsample.js';
 
 export type MatteOptions = Pick<RemovalJob, 'invertMask' | 'grow' | 'semitransparency'>;
 
 /**
- * Bilinear upsampling keeps the model's soft alpha without the ringing lanczos adds at 10–40× scale,
- * and libvips does it in one threaded pass.
+ * Bilinear upsampling keeps the model's soft alpha without the ringing lanczos adds at 10–40× scale;
+ * invert runs on the small mask (it commutes with interpolation), the threshold on the result.
  */
 export async function upsampleMask(mask: LowResMask, image: DecodedImage, options: MatteOptions): Promise<Buffer> {
-  let img = sharp(Buffer.from(mask.data.buffer, mask.data.byteOffset, mask.data.byteLength), {
-    raw: { width: mask.size, height: mask.size, channels: 1 },
-  }).resize(image.width, image.height, { fit: 'fill', kernel: 'linear' });
-  if (options.invertMask) img = img.negate();
-  if (!options.semitransparency) img = img.threshold(128);
-  let alpha: Buffer = await img.extractChannel(0).raw().toBuffer();
+  let small = mask.data;
+  if (options.invertMask) {
+    small = new Uint8Array(mask.data.length);
+    for (let i = 0; i < small.length; i++) small[i] = 255 - mask.data[i]!;
+  }
+  let alpha = upsampleBilinear(small, mask.size, mask.size, image.width, image.height);
+  if (!options.semitransparency) for (let i = 0; i < alpha.length; i++) alpha[i] = alpha[i]! >= 128 ? 255 : 0;
   if (options.grow !== 0) alpha = await morph(alpha, image.width, image.height, options.grow);
   if (image.channels === 4) multiplyInputAlpha(alpha, image.data);
   return alpha;
