@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { loadConfig, PROJECT_ROOT, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import type { Gateway } from './gateway.js';
+import { createImageFetcher } from './http/fetch-url.js';
 import { createKey, readKeysFile, seedKeys } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { loadPlans } from './plans.js';
@@ -89,6 +90,14 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
         limits: { maxInputPixels: config.MAX_INPUT_PIXELS, maxOutputPixels: config.MAX_OUTPUT_PIXELS },
         encode: { pngCompressionLevel: config.PNG_COMPRESSION_LEVEL, pngAdaptiveFiltering: config.PNG_ADAPTIVE_FILTERING },
         maskCache: stores.masks,
+        fetchImage: createImageFetcher({
+          maxBytes: config.URL_FETCH_MAX_BYTES,
+          totalTimeoutMs: config.URL_FETCH_TIMEOUT_MS,
+          connectTimeoutMs: config.URL_FETCH_CONNECT_TIMEOUT_MS,
+          maxRedirects: 5,
+          allowHosts: config.URL_FETCH_ALLOW_HOSTS,
+          userAgent: `bg-gateway/${config.version}`,
+        }),
       },
       log,
       startedAt: Date.now(),
