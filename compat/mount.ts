@@ -54,8 +54,12 @@ export async function execute(c: Context<AppEnv>, gw: Gateway, job: RemovalJob, 
   const hold = await reserveCredits(gw, key, creditsFor(job));
   const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS)]);
   let result: RemovalResult;
+  const queuedAt = performance.now();
   try {
-    result = await gw.queue.run((s) => runJob(job, gw.pipeline, s), signal);
+    result = await gw.queue.run((s) => {
+      gw.metrics.queueWaitSeconds.observe((performance.now() - queuedAt) / 1000);
+      return runJob(job, gw.pipeline, s);
+    }, signal);
   } catch (err) {
     await hold.release();
     if (signal.aborted && !(err instanceof GatewayError)) throw new GatewayError('timeout', { cause: err });
@@ -67,6 +71,8 @@ export async function execute(c: Context<AppEnv>, gw: Gateway, job: RemovalJob, 
       .catch((err) => gw.log.warn({ err, requestId: c.get('requestId') }, 'usage record failed'));
   }
   if (hold.credits === 0) result.credits = 0;
+  c.set('timings', result.timings);
+  gw.metrics.recordRemoval({ model: result.model, provider: gw.engine.provider, maskCached: result.maskCached, timings: result.timings, bytesIn, bytesOut: result.bytes.byteLength });
   return result;
 }
 
@@ -82,6 +88,7 @@ function removalHandler(gw: Gateway, adapter: CompatAdapter, route: RemovalRoute
 export function adapterApp(gw: Gateway, adapter: CompatAdapter): Hono<AppEnv> {
   const sub = new Hono<AppEnv>();
   sub.use('*', async function rateLimitHeaders(c, next) {
+    c.set('dialect', adapter.name);
     await next();
     for (const [k, v] of Object.entries(c.get('rateLimitHeaders') ?? {})) c.res.headers.set(k, v);
   });
@@ -89,6 +96,7 @@ export function adapterApp(gw: Gateway, adapter: CompatAdapter): Hono<AppEnv> {
   adapter.extraRoutes?.(sub, gw);
   sub.onError((err, c) => {
     const e = toGatewayError(err);
+    c.set('errorCode', e.code);
     if (e.status >= 500) gw.log.error({ err, code: e.code, requestId: c.get('requestId'), dialect: adapter.name }, 'request failed');
     else gw.log.debug({ code: e.code, requestId: c.get('requestId'), dialect: adapter.name }, 'request refused');
     return adapter.renderError(e, c);

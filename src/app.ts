@@ -8,11 +8,15 @@ import { GatewayError, toGatewayError } from './errors.js';
 import type { Gateway } from './gateway.js';
 import type { AppEnv } from './http/env.js';
 import { healthReport } from './http/health.js';
+import { metricsHandler } from './http/metrics-route.js';
+import { observe } from './http/observe.js';
 import { requestId } from './http/request-id.js';
 
 export function createApp(gw: Gateway): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use('*', requestId());
+  app.use('*', observe(gw));
+  app.get('/metrics', metricsHandler(gw));
 
   const health = async (c: import('hono').Context<AppEnv>) => {
     const { ready, body } = await healthReport(gw);
@@ -30,9 +34,14 @@ export function createApp(gw: Gateway): Hono<AppEnv> {
     app.route(`/compat/${adapter.name}`, sub);
   }
 
-  app.notFound((c) => renderNativeError(new GatewayError('not_found', { message: `No route for ${c.req.method} ${c.req.path}.` }), c));
+  app.notFound((c) => {
+    c.set('errorCode', 'not_found');
+    c.set('dialect', 'none');
+    return renderNativeError(new GatewayError('not_found', { message: `No route for ${c.req.method} ${c.req.path}.` }), c);
+  });
   app.onError((err, c) => {
     const e = toGatewayError(err);
+    c.set('errorCode', e.code);
     if (e.status >= 500) gw.log.error({ err, requestId: c.get('requestId') }, 'request failed');
     return renderNativeError(e, c);
   });

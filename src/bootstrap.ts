@@ -8,6 +8,7 @@ import type { Gateway } from './gateway.js';
 import { createImageFetcher } from './http/fetch-url.js';
 import { createKey, readKeysFile, seedKeys } from './keys.js';
 import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
 import { loadPlans } from './plans.js';
 import { JobQueue } from './queue.js';
 import { createMemoryStores } from './store/memory/index.js';
@@ -100,6 +101,11 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
         }),
       },
       log,
+      metrics: new Metrics({
+        queue,
+        storeUp: () =>
+          Promise.race([stores.ping().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), config.STORE_TIMEOUT_MS).unref())]).catch(() => false),
+      }),
       startedAt: Date.now(),
       state: { shuttingDown: false },
     };

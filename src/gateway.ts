@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import type { Engine } from './engine/engine.js';
 import { GatewayError } from './errors.js';
 import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
 import type { PipelineDeps } from './pipeline/run-job.js';
 import type { Plan } from './plans.js';
 import type { JobQueue } from './queue.js';
@@ -17,6 +18,7 @@ export interface Gateway {
   plans: Record<string, Plan>;
   pipeline: PipelineDeps;
   log: Logger;
+  metrics: Metrics;
   startedAt: number;
   state: { shuttingDown: boolean };
 }

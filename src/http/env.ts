@@ -8,5 +8,11 @@ export interface AppEnv {
     apiKey?: ApiKeyRecord;
     /** Set by the rate limiter; added to every response, errors included. */
     rateLimitHeaders?: Record<string, string>;
+    /** The adapter that handled the request (metrics and logs). */
+    dialect?: string;
+    /** The gateway error code of an error response. */
+    errorCode?: string;
+    /** Pipeline stage times of a removal, for the access log. */
+    timings?: Record<string, number>;
   };
 }

@@ -5,6 +5,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { createApp } from '../../src/app.js';
 import { createGateway } from '../../src/bootstrap.js';
 import type { Gateway } from '../../src/gateway.js';
+import type { Logger } from '../../src/log.js';
 
 export const TEST_KEY = 'bge_live_test_key_0123456789abcdefghij';
 
@@ -14,8 +15,9 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startServer(env: Record<string, string> = {}, options: { log?: Logger } = {}): Promise<TestServer> {
   const gw = await createGateway({
+    ...options,
     env: {
       LOG_LEVEL: 'silent',
       API_KEYS: TEST_KEY,
