@@ -26,8 +26,12 @@ async function main(): Promise<void> {
       process.exit(1);
     }, gw.config.SHUTDOWN_TIMEOUT_MS);
     force.unref();
-    server.close();
+    // Closing resolves once every connection has ended, i.e. after the last accepted response was written.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     await gw.queue.drain();
+    const closeIdle = setInterval(() => (server as { closeIdleConnections?: () => void }).closeIdleConnections?.(), 100);
+    await closed;
+    clearInterval(closeIdle);
     await gw.engine.close();
     await gw.stores.close();
     gw.log.info('shutdown complete');
