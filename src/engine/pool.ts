@@ -101,6 +101,10 @@ export class ModelPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const task of this.waiting.splice(0)) task.reject(new GatewayError('shutting_down'));
+    // Terminating a worker inside session.run() aborts the whole process (a native exception escapes
+    // onnxruntime's N-API layer), so let running inferences finish first, within a bound.
+    const deadline = Date.now() + 60_000;
+    while (this.busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
