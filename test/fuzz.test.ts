@@ -49,7 +49,7 @@ const mutatedImage = fc.record({
   cut: fc.oneof(fc.constant(1), fc.constant(1), fc.double({ min: 0.02, max: 1, noNaN: true })),
 });
 
-type Body = { headers: Record<string, string>; body: BodyInit };
+type Body = { headers: Record<string, string>; body: NonNullable<RequestInit["body"]> };
 
 const multipart = fc.record({ image: fc.option(mutatedImage, { nil: undefined }), fields: fc.array(fc.tuple(fieldName, fieldValue), { maxLength: 8 }) }).map(({ image, fields }): Body => {
   const fd = new FormData();
