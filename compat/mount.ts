@@ -62,6 +62,7 @@ export async function execute(c: Context<AppEnv>, gw: Gateway, job: RemovalJob, 
     }, signal);
   } catch (err) {
     await hold.release();
+    if (c.req.raw.signal.aborted) throw new GatewayError('client_closed', { cause: err });
     if (signal.aborted && !(err instanceof GatewayError)) throw new GatewayError('timeout', { cause: err });
     throw err;
   }
@@ -97,7 +98,7 @@ export function adapterApp(gw: Gateway, adapter: CompatAdapter): Hono<AppEnv> {
   sub.onError((err, c) => {
     const e = toGatewayError(err);
     c.set('errorCode', e.code);
-    if (e.status >= 500) gw.log.error({ err, code: e.code, requestId: c.get('requestId'), dialect: adapter.name }, 'request failed');
+    if (e.status >= 500 && e.code !== 'timeout') gw.log.error({ err, code: e.code, requestId: c.get('requestId'), dialect: adapter.name }, 'request failed');
     else gw.log.debug({ code: e.code, requestId: c.get('requestId'), dialect: adapter.name }, 'request refused');
     return adapter.renderError(e, c);
   });

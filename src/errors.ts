@@ -39,6 +39,8 @@ export const ERROR_CATALOGUE = {
   store_unavailable: { status: 503, category: 'store', message: 'State store unavailable. Retry shortly.' },
   model_unavailable: { status: 503, category: 'inference', message: 'The model is not loaded.' },
   inference_failed: { status: 500, category: 'inference', message: 'Inference failed.' },
+  // nginx's 499: nobody reads it, but metrics and logs must not count a vanished client as a server fault.
+  client_closed: { status: 499, category: 'request', message: 'The client closed the connection before the response.' },
   internal_error: { status: 500, category: 'internal', message: 'Internal server error.' },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -86,6 +88,8 @@ export function invalidParameter(field: string, allowed: string, received?: unkn
 export function toGatewayError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
   if (isAbortError(err)) return new GatewayError('timeout', { cause: err });
+  // Node's IncomingMessage errors with "aborted"/ECONNRESET when the client hangs up mid-body.
+  if (err instanceof Error && (err.message === 'aborted' || (err as NodeJS.ErrnoException).code === 'ECONNRESET')) return new GatewayError('client_closed', { cause: err });
   return new GatewayError('internal_error', { cause: err });
 }
 
