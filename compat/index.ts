@@ -1,5 +1,6 @@
 // compat/index.ts
 // Every vendor adapter, in mount order. Each answers on its upstream paths and under /compat/<name>/.
+import { segmind } from './segmind/index.js';
 import type { CompatAdapter } from './types.js';
 
-export const VENDOR_ADAPTERS: CompatAdapter[] = [];
+export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind];

@@ -86,7 +86,8 @@ function removalHandler(gw: Gateway, adapter: CompatAdapter, route: RemovalRoute
   };
 }
 
-export function adapterApp(gw: Gateway, adapter: CompatAdapter): Hono<AppEnv> {
+/** One sub-app per mount point: `prefixed` is the /compat/<name>/ copy, which also hosts the colliding paths. */
+export function adapterApp(gw: Gateway, adapter: CompatAdapter, prefixed = false): Hono<AppEnv> {
   const sub = new Hono<AppEnv>();
   sub.use('*', async function rateLimitHeaders(c, next) {
     c.set('dialect', adapter.name);
@@ -95,6 +96,7 @@ export function adapterApp(gw: Gateway, adapter: CompatAdapter): Hono<AppEnv> {
   });
   for (const route of adapter.routes) sub.on(route.method, route.path, removalHandler(gw, adapter, route));
   adapter.extraRoutes?.(sub, gw);
+  if (prefixed) adapter.prefixedRoutes?.(sub, gw);
   sub.onError((err, c) => {
     const e = toGatewayError(err);
     c.set('errorCode', e.code);

@@ -34,4 +34,6 @@ export interface CompatAdapter {
   renderError(err: GatewayError, c: Context<AppEnv>): Response;
   /** Other endpoints (account, balance, job polling); they get the same error rendering. */
   extraRoutes?(app: Hono<AppEnv>, gw: Gateway): void;
+  /** Endpoints served only under /compat/<name>/ because their upstream paths collide with another dialect's. */
+  prefixedRoutes?(app: Hono<AppEnv>, gw: Gateway): void;
 }

@@ -29,9 +29,8 @@ export function createApp(gw: Gateway): Hono<AppEnv> {
 
   app.route('/', adapterApp(gw, backgroundErase));
   for (const adapter of VENDOR_ADAPTERS) {
-    const sub = adapterApp(gw, adapter);
-    app.route('/', sub);
-    app.route(`/compat/${adapter.name}`, sub);
+    app.route('/', adapterApp(gw, adapter));
+    app.route(`/compat/${adapter.name}`, adapterApp(gw, adapter, true));
   }
 
   app.notFound((c) => {

@@ -1,0 +1,162 @@
+// src/jobs/runner.ts
+// Asynchronous removals shared by every polling dialect: submit → queued → processing → completed | failed.
+// State lives in the results store (memory or Redis, with TTL) so any replica can answer status and download.
+// The replica running a job renews a lease on it; a job whose lease lapses (its replica died) reads as failed.
+import { randomUUID } from 'node:crypto';
+import { GatewayError, toGatewayError } from '../errors.js';
+import type { Gateway } from '../gateway.js';
+import { guardStore } from '../gateway.js';
+import { reserveCredits } from '../http/limits.js';
+import { creditsFor, type RemovalJob, type RemovalResult } from '../job.js';
+import { runJob } from '../pipeline/run-job.js';
+import type { ApiKeyRecord, StoredResult } from '../store/types.js';
+
+export type JobState = 'queued' | 'processing' | 'completed' | 'failed';
+
+export interface JobRecord {
+  id: string;
+  state: JobState;
+  owner: string;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Epoch ms; while queued or processing, the running replica keeps pushing it forward. */
+  leaseUntil?: number;
+  result?: { contentType: string; bytes: Uint8Array; width: number; height: number; inferMs: number; totalMs: number; credits: number };
+  error?: { code: string; message: string; status: number };
+  /** Dialect-specific facts (options to echo back, mask format …). */
+  extra: Record<string, unknown>;
+}
+
+const LEASE_MS = 15_000;
+
+function toStored(r: JobRecord): StoredResult {
+  const status = r.state === 'queued' ? 'pending' : r.state === 'completed' ? 'done' : r.state;
+  const { result, ...rest } = r;
+  return {
+    status,
+    owner: r.owner,
+    ...(result ? { bytes: result.bytes, contentType: result.contentType } : {}),
+    meta: { ...rest, ...(result ? { result: { ...result, bytes: undefined } } : {}) },
+  };
+}
+
+function fromStored(id: string, s: StoredResult): JobRecord {
+  const meta = s.meta as Omit<JobRecord, 'result'> & { result?: Omit<NonNullable<JobRecord['result']>, 'bytes'> };
+  return {
+    ...meta,
+    id,
+    ...(meta.result && s.bytes ? { result: { ...meta.result, bytes: s.bytes } } : { result: undefined }),
+  } as JobRecord;
+}
+
+export class JobRunner {
+  constructor(private readonly gw: Gateway) {}
+
+  private get ttl(): number {
+    return this.gw.config.RESULTS_TTL_SECONDS;
+  }
+
+  private save(r: JobRecord): Promise<void> {
+    return guardStore(this.gw.stores.results.put(r.id, toStored(r), this.ttl), this.gw.config.STORE_TIMEOUT_MS);
+  }
+
+  /**
+   * Accepts a job or refuses it at once (credits, a full queue, a store that does not answer): an accepted job
+   * is never silently dropped; it ends completed or failed with the error kept.
+   */
+  async submit(key: ApiKeyRecord, job: RemovalJob, extra: Record<string, unknown> = {}): Promise<JobRecord> {
+    const gw = this.gw;
+    if (gw.state.shuttingDown) throw new GatewayError('shutting_down', { retryAfter: gw.config.QUEUE_RETRY_AFTER_SECONDS });
+    if (gw.queue.running >= gw.queue.concurrency && gw.queue.waiting >= gw.config.QUEUE_MAX_WAITING) {
+      throw new GatewayError('overloaded', { retryAfter: gw.config.QUEUE_RETRY_AFTER_SECONDS });
+    }
+    const hold = await reserveCredits(gw, key, creditsFor(job));
+    const record: JobRecord = { id: randomUUID(), state: 'queued', owner: key.fingerprint, createdAt: Date.now(), leaseUntil: Date.now() + LEASE_MS, extra };
+    try {
+      await this.save(record);
+    } catch (err) {
+      await hold.release();
+      throw err;
+    }
+    const lease = setInterval(() => {
+      record.leaseUntil = Date.now() + LEASE_MS;
+      this.save(record).catch(() => undefined);
+    }, LEASE_MS / 3);
+    lease.unref();
+    const started = performance.now();
+    gw.queue
+      .run(async (signal) => {
+        record.state = 'processing';
+        record.startedAt = Date.now();
+        await this.save(record).catch(() => undefined);
+        return runJob(job, gw.pipeline, signal);
+      }, AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS))
+      .then(
+        async (result: RemovalResult) => {
+          record.state = 'completed';
+          record.result = {
+            contentType: result.contentType,
+            bytes: result.bytes,
+            width: result.width,
+            height: result.height,
+            inferMs: result.timings.infer ?? 0,
+            totalMs: performance.now() - started,
+            credits: hold.credits,
+          };
+          if (key.mode !== 'synthetic') {
+            await gw.stores.usage.record(key.fingerprint, hold.period, { images: 1, bytesIn: 0, bytesOut: result.bytes.byteLength }).catch(() => undefined);
+          }
+          gw.metrics.recordRemoval({ model: result.model, provider: gw.engine.provider, maskCached: result.maskCached, timings: result.timings, bytesIn: 0, bytesOut: result.bytes.byteLength });
+        },
+        async (err: unknown) => {
+          await hold.release();
+          const e = toGatewayError(err);
+          record.state = 'failed';
+          record.error = { code: e.code, message: e.message, status: e.status };
+          gw.metrics.errors.inc({ code: e.code, dialect: String(extra.dialect ?? 'jobs') });
+        },
+      )
+      .then(async () => {
+        clearInterval(lease);
+        record.finishedAt = Date.now();
+        delete record.leaseUntil;
+        // The outcome must land: retry a store that blips, within the lease window.
+        for (let attempt = 0; attempt < 5; attempt++) {
+          try {
+            return await this.save(record);
+          } catch {
+            await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+          }
+        }
+        gw.log.error({ jobId: record.id }, 'could not store the outcome of an async job');
+      });
+    return { ...record };
+  }
+
+  /** The job as its owner sees it; unknown, expired or someone else's → undefined (callers answer 404). */
+  async get(id: string, owner: string): Promise<JobRecord | undefined> {
+    const stored = await guardStore(this.gw.stores.results.get(id), this.gw.config.STORE_TIMEOUT_MS);
+    if (!stored || stored.owner !== owner) return undefined;
+    const record = fromStored(id, stored);
+    if ((record.state === 'queued' || record.state === 'processing') && record.leaseUntil !== undefined && record.leaseUntil < Date.now()) {
+      record.state = 'failed';
+      record.error = { code: 'internal_error', message: 'The job was lost with the server that ran it. Submit it again.', status: 500 };
+      delete record.leaseUntil;
+      await this.save(record).catch(() => undefined);
+    }
+    return record;
+  }
+
+  async delete(id: string, owner: string): Promise<boolean> {
+    const record = await this.get(id, owner);
+    if (!record) return false;
+    await guardStore(this.gw.stores.results.delete(id), this.gw.config.STORE_TIMEOUT_MS);
+    return true;
+  }
+}
+
+/** For tests and the lease rule: a record as a dead replica would leave it. */
+export async function writeJobRecord(gw: Gateway, record: JobRecord): Promise<void> {
+  await gw.stores.results.put(record.id, toStored(record), gw.config.RESULTS_TTL_SECONDS);
+}
