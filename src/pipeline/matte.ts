@@ -1,9 +1,9 @@
 // src/pipeline/matte.ts
 // Low-resolution mask → full-resolution alpha: upsample, then the mask edits dialects ask for.
-import sharp from 'sharp';
 import type { RemovalJob } from '../job.js';
 import type { DecodedImage } from './decode.js';
 import type { LowResMask } from './infer.js';
+import { morphAlpha } from './morph.js';
 import { upsampleBilinear } from './upsample.js';
 
 export type MatteOptions = Pick<RemovalJob, 'invertMask' | 'grow' | 'semitransparency'>;
@@ -20,15 +20,12 @@ export async function upsampleMask(mask: LowResMask, image: DecodedImage, option
   }
   let alpha = upsampleBilinear(small, mask.size, mask.size, image.width, image.height);
   if (!options.semitransparency) for (let i = 0; i < alpha.length; i++) alpha[i] = alpha[i]! >= 128 ? 255 : 0;
-  if (options.grow !== 0) alpha = await morph(alpha, image.width, image.height, options.grow);
+  if (options.grow !== 0) {
+    const grown = morphAlpha(alpha, image.width, image.height, Math.abs(options.grow), options.grow > 0 ? 'dilate' : 'erode');
+    alpha = Buffer.from(grown.buffer, grown.byteOffset, grown.byteLength);
+  }
   if (image.channels === 4) multiplyInputAlpha(alpha, image.data);
   return alpha;
-}
-
-async function morph(alpha: Buffer, width: number, height: number, grow: number): Promise<Buffer> {
-  const img = sharp(alpha, { raw: { width, height, channels: 1 } });
-  const out = grow > 0 ? img.dilate(grow) : img.erode(-grow);
-  return out.extractChannel(0).raw().toBuffer();
 }
 
 /** A pixel transparent in the upload stays transparent in the cut-out. */
