@@ -6,9 +6,13 @@ import { routePath } from 'hono/route';
 import type { Gateway } from '../gateway.js';
 import type { AppEnv } from './env.js';
 
-/** The registered route pattern, so label cardinality stays bounded whatever paths clients invent. */
+/**
+ * The registered pattern of the handler that answered (read after `next()`, when the route index points at it),
+ * so label cardinality stays bounded whatever paths clients invent. Not the last matched route: every adapter
+ * sub-app mounted at `/` adds a `/*` middleware that matches after the real handler.
+ */
 function routeLabel(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string {
-  const path = routePath(c, -1);
+  const path = routePath(c);
   return !path || path === '*' || path.endsWith('/*') ? 'unmatched' : path;
 }
 
