@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   url_not_allowed: { status: 400, category: 'fetch', message: 'The image URL is not allowed.' },
   url_fetch_failed: { status: 400, category: 'fetch', message: 'The image URL could not be fetched.' },
   not_found: { status: 404, category: 'request', message: 'Not found.' },
+  job_not_ready: { status: 409, category: 'request', message: 'The job has not finished yet.' },
   method_not_allowed: { status: 405, category: 'request', message: 'Method not allowed.' },
 
   overloaded: { status: 503, category: 'queue', message: 'The server is busy. Retry after the time in Retry-After.' },

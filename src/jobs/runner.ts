@@ -65,13 +65,18 @@ export class JobRunner {
    * Accepts a job or refuses it at once (credits, a full queue, a store that does not answer): an accepted job
    * is never silently dropped; it ends completed or failed with the error kept.
    */
-  async submit(key: ApiKeyRecord, job: RemovalJob, extra: Record<string, unknown> = {}): Promise<JobRecord> {
+  submit(key: ApiKeyRecord, job: RemovalJob, extra: Record<string, unknown> = {}): Promise<JobRecord> {
+    return this.submitTask(key, creditsFor(job), (signal) => runJob(job, this.gw.pipeline, signal), extra);
+  }
+
+  /** The same lifecycle for any work that ends in a removal result (dialects that render more than one file). */
+  async submitTask(key: ApiKeyRecord, credits: number, task: (signal: AbortSignal | undefined, record: JobRecord) => Promise<RemovalResult>, extra: Record<string, unknown> = {}): Promise<JobRecord> {
     const gw = this.gw;
     if (gw.state.shuttingDown) throw new GatewayError('shutting_down', { retryAfter: gw.config.QUEUE_RETRY_AFTER_SECONDS });
     if (gw.queue.running >= gw.queue.concurrency && gw.queue.waiting >= gw.config.QUEUE_MAX_WAITING) {
       throw new GatewayError('overloaded', { retryAfter: gw.config.QUEUE_RETRY_AFTER_SECONDS });
     }
-    const hold = await reserveCredits(gw, key, creditsFor(job));
+    const hold = await reserveCredits(gw, key, credits);
     const record: JobRecord = { id: randomUUID(), state: 'queued', owner: key.fingerprint, createdAt: Date.now(), leaseUntil: Date.now() + LEASE_MS, extra };
     try {
       await this.save(record);
@@ -90,7 +95,7 @@ export class JobRunner {
         record.state = 'processing';
         record.startedAt = Date.now();
         await this.save(record).catch(() => undefined);
-        return runJob(job, gw.pipeline, signal);
+        return task(signal, record);
       }, AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS))
       .then(
         async (result: RemovalResult) => {
@@ -136,8 +141,14 @@ export class JobRunner {
 
   /** The job as its owner sees it; unknown, expired or someone else's → undefined (callers answer 404). */
   async get(id: string, owner: string): Promise<JobRecord | undefined> {
+    const record = await this.find(id);
+    return record && record.owner === owner ? record : undefined;
+  }
+
+  /** The job whoever asks: for dialects whose job ids are the capability (EventSource and <img> cannot send keys). */
+  async find(id: string): Promise<JobRecord | undefined> {
     const stored = await guardStore(this.gw.stores.results.get(id), this.gw.config.STORE_TIMEOUT_MS);
-    if (!stored || stored.owner !== owner) return undefined;
+    if (!stored || stored.meta === undefined || !('state' in (stored.meta as object))) return undefined;
     const record = fromStored(id, stored);
     if ((record.state === 'queued' || record.state === 'processing') && record.leaseUntil !== undefined && record.leaseUntil < Date.now()) {
       record.state = 'failed';
