@@ -35,6 +35,11 @@ export type JobSource = z.infer<typeof sourceSchema>;
 /** Margin around the cropped subject: pixels, or a fraction of the subject box's larger side. */
 const margin = z.object({ px: z.number().int().min(0).max(10_000).default(0), fraction: z.number().min(0).max(1).default(0) });
 
+/** A length in pixels of the oriented input, or a fraction of the input's width/height. */
+const length = z.union([z.object({ px: z.number().min(0).max(100_000) }), z.object({ fraction: z.number().min(0).max(1) })]);
+
+const opaque = z.object({ r: z.number().int().min(0).max(255), g: z.number().int().min(0).max(255), b: z.number().int().min(0).max(255) });
+
 export const jobSchema = z.object({
   source: sourceSchema,
   model: z.string().optional(),
@@ -58,6 +63,34 @@ export const jobSchema = z.object({
   invertMask: z.boolean().default(false),
   /** Grow (>0) or shrink (<0) the matte by this many output pixels. */
   grow: z.number().int().min(-200).max(200).default(0),
+  /** Region of interest (x1,y1 top-left; x2,y2 bottom-right) in input coordinates: subject outside it is removed. */
+  roi: z.object({ x1: length, y1: length, x2: length, y2: length }).optional(),
+  /**
+   * Subject placement on a canvas, after crop: canvas size (default: the current size), the fraction of it the
+   * subject's box fits (mode fit) or covers (mode fill), and its position as fractions (absent: where it was).
+   */
+  layout: z
+    .object({
+      width: z.number().int().min(1).max(20_000).optional(),
+      height: z.number().int().min(1).max(20_000).optional(),
+      scale: z.number().min(0.01).max(10).optional(),
+      mode: z.enum(['fit', 'fill']).default('fit'),
+      position: z.object({ x: z.number().min(0).max(1), y: z.number().min(0).max(1) }).optional(),
+    })
+    .optional(),
+  /** Outline around the subject, `width` output pixels wide. */
+  stroke: z.object({ width: z.number().int().min(0).max(200), color: rgba }).optional(),
+  /** Drop shadow; offsets and blur are fractions of the subject box's longer side; squash < 1 flattens it (car/3D). */
+  shadow: z
+    .object({
+      opacity: z.number().min(0).max(1).default(0.5),
+      color: opaque.default({ r: 0, g: 0, b: 0 }),
+      offsetX: z.number().min(-1).max(1).default(0.02),
+      offsetY: z.number().min(-1).max(1).default(0.03),
+      blur: z.number().min(0).max(0.5).default(0.02),
+      squash: z.number().min(0.05).max(1).default(1),
+    })
+    .optional(),
   /** Encoder quality for lossy formats, 1..100. */
   quality: z.number().int().min(1).max(100).optional(),
 });

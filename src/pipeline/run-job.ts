@@ -9,6 +9,7 @@ import type { MaskCache } from '../store/types.js';
 import { backgroundImage, blurredOriginal, cropRaster, cropRect, flattenOnColor, flattenOnRaster, overTranslucentColor, subjectBox, type Raster } from './compose.js';
 import { decodeImage, type DecodeLimits } from './decode.js';
 import { CONTENT_TYPES, encodeRaster, encodeZip, OPAQUE_FORMATS, type EncodeOptions } from './encode.js';
+import { addShadow, addStroke, applyRoi, layoutSubject } from './effects.js';
 import { estimateForeground } from './foreground.js';
 import { inferMask, type LowResMask } from './infer.js';
 import { upsampleMask } from './matte.js';
@@ -49,6 +50,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   const { mask, cached } = await maskFor(bytes, model, image, deps, signal);
   lap('infer');
   const alpha = await upsampleMask(mask, image, job);
+  if (job.roi) applyRoi(alpha, image.width, image.height, job.roi, image.input);
   lap('matte');
 
   if (job.despill || job.foregroundEstimation) estimateForeground(image.data, image.channels, alpha, image.width, image.height);
@@ -58,6 +60,11 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   raster = cropRaster(raster, rect);
   const foreground = { left: fullBox.left - rect.left, top: fullBox.top - rect.top, width: fullBox.width, height: fullBox.height };
   if (fullBox.width === 0) Object.assign(foreground, { left: 0, top: 0 });
+  if (job.layout) {
+    const placed = await layoutSubject(raster, job.layout);
+    raster = placed.raster;
+    Object.assign(foreground, placed.foreground);
+  }
   lap('crop');
 
   const encodeOptions: EncodeOptions = { ...deps.encode, ...(job.quality ? { quality: job.quality } : {}) };
@@ -67,6 +74,8 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   } else if (job.channels === 'alpha') {
     out = await encodeRaster({ data: raster.alpha!, width: raster.width, height: raster.height, channels: 1 }, job.format, encodeOptions);
   } else {
+    if (job.stroke) raster = addStroke(raster, job.stroke);
+    if (job.shadow) raster = await addShadow(raster, job.shadow);
     raster = await applyBackground(raster, job, deps);
     lap('compose');
     out = await encodeRaster(raster, job.format, encodeOptions);
