@@ -295,4 +295,18 @@ describe('mask cache', () => {
     expect(engine.runs - before).toBe(1);
     expect([first.maskCached, second.maskCached]).toEqual([false, true]);
   });
+
+  it('an identical retry gets the same answer back without decoding or encoding again', async () => {
+    const cached = { ...deps, maskCache: new MemoryMaskCache(8 << 20, 60) };
+    const first = await run(fx.bytes, { format: 'png', crop: true }, cached);
+    const retry = await run(fx.bytes, { format: 'png', crop: true }, cached);
+    expect(Buffer.compare(Buffer.from(retry.bytes), Buffer.from(first.bytes))).toBe(0);
+    expect([retry.width, retry.height, retry.foreground]).toEqual([first.width, first.height, first.foreground]);
+    expect(retry.timings.decode).toBeUndefined();
+    expect(first.timings.decode).toBeDefined();
+    // Any option that changes the answer is part of the key.
+    const other = await run(fx.bytes, { format: 'png', crop: true, bgColor: { r: 0, g: 0, b: 255, alpha: 1 } }, cached);
+    expect(other.timings.decode).toBeDefined();
+    expect(Buffer.compare(Buffer.from(other.bytes), Buffer.from(first.bytes))).not.toBe(0);
+  });
 });

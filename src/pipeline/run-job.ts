@@ -9,6 +9,7 @@ import type { MaskCache } from '../store/types.js';
 import { backgroundImage, blurredOriginal, cropRaster, cropRect, flattenOnColor, flattenOnRaster, overTranslucentColor, subjectBox, type Raster } from './compose.js';
 import { decodeImage, type DecodeLimits } from './decode.js';
 import { CONTENT_TYPES, encodeRaster, encodeZip, OPAQUE_FORMATS, type EncodeOptions } from './encode.js';
+import { answerKey, getAnswer, putAnswer } from './answer-cache.js';
 import { addShadow, addStroke, applyRoi, layoutSubject } from './effects.js';
 import { estimateForeground } from './foreground.js';
 import { inferMask, type LowResMask } from './infer.js';
@@ -44,10 +45,19 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   const bytes = await loadSource(job, deps, signal);
   lap('fetch');
   const model = job.model ?? deps.engine.defaultModel;
+  const sourceHash = deps.maskCache ? createHash('sha256').update(bytes).digest('hex') : '';
+  const answer = deps.maskCache ? answerKey(job, model, sourceHash) : '';
+  if (deps.maskCache) {
+    const hit = await getAnswer(deps.maskCache, answer);
+    if (hit) {
+      lap('cache');
+      return { ...hit, timings };
+    }
+  }
   const image = await decodeImage(bytes, job, deps.limits);
   lap('decode');
 
-  const { mask, cached } = await maskFor(bytes, model, image, deps, signal);
+  const { mask, cached } = await maskFor(sourceHash, model, image, deps, signal);
   lap('infer');
   const alpha = await upsampleMask(mask, image, job);
   if (job.roi) applyRoi(alpha, image.width, image.height, job.roi, image.input);
@@ -82,7 +92,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   }
   lap('encode');
 
-  return {
+  const result: RemovalResult = {
     bytes: out,
     contentType: CONTENT_TYPES[job.format],
     format: job.format,
@@ -95,10 +105,12 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
     maskCached: cached,
     timings,
   };
+  if (deps.maskCache) await putAnswer(deps.maskCache, answer, result);
+  return result;
 }
 
 async function maskFor(
-  bytes: Uint8Array,
+  sourceHash: string,
   model: string,
   image: Awaited<ReturnType<typeof decodeImage>>,
   deps: PipelineDeps,
@@ -106,7 +118,7 @@ async function maskFor(
 ): Promise<{ mask: LowResMask; cached: boolean }> {
   const cache = deps.maskCache;
   // The low-resolution mask depends only on the upload and the model, so a retry at another size or format reuses it.
-  const key = cache ? `${model}:${createHash('sha256').update(bytes).digest('hex')}` : '';
+  const key = cache ? `${model}:${sourceHash}` : '';
   if (cache) {
     const hit = await cache.get(key).catch(() => undefined);
     if (hit) return { mask: { data: hit.data, size: hit.size, inferMs: 0 }, cached: true };
