@@ -73,8 +73,10 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
       provider: config.EXECUTION_PROVIDER,
       workers: config.INFERENCE_WORKERS,
       threads: config.INFERENCE_THREADS,
+      batch: config.INFERENCE_BATCH,
+      batchWaitMs: config.INFERENCE_BATCH_WAIT_MS,
     });
-    log.info({ models: engine.status().map((s) => ({ model: s.model, provider: s.provider, loadMs: s.loadMs, fallback: s.fallbackReason })) }, 'models loaded');
+    log.info({ models: engine.status().map((s) => ({ model: s.model, provider: s.provider, loadMs: s.loadMs, fallback: s.fallbackReason, maxBatch: s.maxBatch, batchNote: s.batchNote })) }, 'models loaded');
     const queue = new JobQueue({
       concurrency: config.QUEUE_CONCURRENCY,
       maxWaiting: config.QUEUE_MAX_WAITING,

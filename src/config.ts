@@ -37,6 +37,9 @@ export const envSchema = z.object({
   MODELS_DIR: z.string().min(1).default(path.join(PROJECT_ROOT, 'models')),
   EXECUTION_PROVIDER: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   INFERENCE_WORKERS: int(1, 64).default(1),
+  /** Micro-batching for GPUs: images per model run ('auto' = 8 with CUDA, 1 on CPU). */
+  INFERENCE_BATCH: z.union([z.literal('auto'), int(1, 64)]).default('auto'),
+  INFERENCE_BATCH_WAIT_MS: int(0, 1000).default(4),
   INFERENCE_THREADS: int(0, 256).default(Math.max(1, Math.min(os.availableParallelism(), 4))),
 
   QUEUE_CONCURRENCY: int(1, 256).default(2),

@@ -13,9 +13,12 @@ export interface EngineOptions {
   provider: ProviderChoice;
   workers: number;
   threads: number;
+  /** Micro-batch size per run: 'auto' = up to 8 on CUDA, none on CPU. */
+  batch?: number | 'auto';
+  batchWaitMs?: number;
   /** Hash every model file at start; size is always checked. */
   verifyHash?: boolean;
-  onInference?: (model: string, provider: Provider, ms: number) => void;
+  onInference?: (model: string, provider: Provider, ms: number, batch: number) => void;
 }
 
 export class ModelSetupError extends Error {
@@ -30,6 +33,8 @@ export interface EngineStatus {
   busy: number;
   pending: number;
   loadMs: number;
+  maxBatch: number;
+  batchNote?: string;
 }
 
 export class Engine {
@@ -63,6 +68,8 @@ export class Engine {
             provider: options.provider,
             workers: options.workers,
             threads: options.threads,
+            batch: options.batch ?? 'auto',
+            batchWaitMs: options.batchWaitMs ?? 4,
             ...(options.onInference ? { onInference: options.onInference } : {}),
           }),
         );
@@ -106,6 +113,8 @@ export class Engine {
       busy: p.busy,
       pending: p.pending,
       loadMs: Math.round(p.loadMs),
+      maxBatch: p.maxBatch,
+      ...(p.batchNote ? { batchNote: p.batchNote } : {}),
     }));
   }
 

@@ -23,10 +23,13 @@ export interface MaskResult {
   size: number;
   inferMs: number;
   prepMs: number;
+  /** How many images shared the run. */
+  batch: number;
 }
 
 interface Task {
   rgb: Uint8Array;
+  queuedAt: number;
   signal: AbortSignal | undefined;
   resolve: (r: MaskResult) => void;
   reject: (e: unknown) => void;
@@ -34,8 +37,10 @@ interface Task {
 
 interface Slot {
   worker: Worker;
-  busy: Task | undefined;
+  /** The tasks of the batch this worker is running (one unless micro-batching). */
+  busy: Task[] | undefined;
   taskId: number;
+  maxBatch: number;
 }
 
 export interface PoolOptions {
@@ -44,19 +49,26 @@ export interface PoolOptions {
   provider: ProviderChoice;
   workers: number;
   threads: number;
-  onInference?: (model: string, provider: Provider, ms: number) => void;
+  /** Micro-batch size: a number, or 'auto' (batches of up to 8 on CUDA, none on CPU). */
+  batch?: number | 'auto';
+  /** How long the oldest waiting image may wait for others to fill a batch. */
+  batchWaitMs?: number;
+  onInference?: (model: string, provider: Provider, ms: number, batch: number) => void;
 }
 
 export class ModelPool {
   readonly spec: ModelSpec;
   provider: Provider = 'cpu';
   fallbackReason: string | undefined;
+  /** Why batching was requested but is off (the graph does not allow it). */
+  batchNote: string | undefined;
   loadMs = 0;
   /** Inference runs completed; tests use it to prove a cache hit ran no model. */
   runs = 0;
   private readonly slots: Slot[] = [];
   private readonly waiting: Task[] = [];
   private closed = false;
+  private batchTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: PoolOptions) {
     this.spec = options.spec;
@@ -76,12 +88,17 @@ export class ModelPool {
     return this.waiting.length;
   }
 
+  /** The largest batch any worker runs (1 = no micro-batching). */
+  get maxBatch(): number {
+    return this.slots.reduce((m, s) => Math.max(m, s.maxBatch), 1);
+  }
+
   /** Runs the model on RGB pixels already at inputSize²; the buffer is transferred, not copied. */
   infer(rgb: Uint8Array, signal?: AbortSignal): Promise<MaskResult> {
     if (this.closed) return Promise.reject(new GatewayError('shutting_down'));
     if (signal?.aborted) return Promise.reject(signal.reason ?? new DOMException('aborted', 'AbortError'));
     return new Promise((resolve, reject) => {
-      const task: Task = { rgb, signal, resolve, reject };
+      const task: Task = { rgb, queuedAt: performance.now(), signal, resolve, reject };
       this.waiting.push(task);
       signal?.addEventListener(
         'abort',
@@ -100,6 +117,7 @@ export class ModelPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.batchTimer);
     for (const task of this.waiting.splice(0)) task.reject(new GatewayError('shutting_down'));
     // Terminating a worker inside session.run() aborts the whole process (a native exception escapes
     // onnxruntime's N-API layer), so let running inferences finish first, within a bound.
@@ -111,11 +129,27 @@ export class ModelPool {
   private dispatch(): void {
     for (const slot of this.slots) {
       if (slot.busy) continue;
-      const task = this.waiting.shift();
-      if (!task) return;
-      slot.busy = task;
+      if (this.waiting.length === 0) return;
+      const room = slot.maxBatch;
+      if (room > 1 && this.waiting.length < room) {
+        // Wait a little for more images to share the run, but never longer than batchWaitMs for the oldest.
+        const waited = performance.now() - this.waiting[0]!.queuedAt;
+        const left = (this.options.batchWaitMs ?? 0) - waited;
+        if (left > 0) {
+          if (!this.batchTimer) {
+            this.batchTimer = setTimeout(() => {
+              this.batchTimer = undefined;
+              this.dispatch();
+            }, Math.ceil(left));
+          }
+          return;
+        }
+      }
+      const tasks = this.waiting.splice(0, room);
+      slot.busy = tasks;
       slot.taskId++;
-      slot.worker.postMessage({ type: 'run', id: slot.taskId, rgb: task.rgb }, [task.rgb.buffer as ArrayBuffer]);
+      const batch = tasks.map((t) => t.rgb);
+      slot.worker.postMessage({ type: 'run', id: slot.taskId, batch }, batch.map((b) => b.buffer as ArrayBuffer));
     }
   }
 
@@ -125,9 +159,10 @@ export class ModelPool {
       spec: this.spec,
       provider: this.options.provider,
       threads: this.options.threads,
+      batch: this.options.batch ?? 'auto',
     };
     const worker = startWorker(init);
-    const slot: Slot = { worker, busy: undefined, taskId: 0 };
+    const slot: Slot = { worker, busy: undefined, taskId: 0, maxBatch: 1 };
     return new Promise((resolve, reject) => {
       let ready = false;
       worker.on('message', (msg: WorkerMessage) => {
@@ -135,23 +170,28 @@ export class ModelPool {
           ready = true;
           this.provider = msg.provider;
           this.fallbackReason = msg.fallbackReason;
+          this.batchNote = msg.batchNote;
+          slot.maxBatch = msg.maxBatch;
           this.loadMs = Math.max(this.loadMs, msg.loadMs);
           this.slots.push(slot);
           resolve();
           this.dispatch();
         } else if (msg.type === 'init-failed') {
           reject(new Error(`model ${this.spec.name} failed to load: ${msg.message}`));
-        } else if (msg.type === 'result' || msg.type === 'run-failed') {
-          const task = slot.busy;
-          if (!task || msg.id !== slot.taskId) return;
+        } else if (msg.type === 'result') {
+          const tasks = slot.busy;
+          if (!tasks || msg.id !== slot.taskId) return;
           slot.busy = undefined;
-          if (msg.type === 'result') {
-            this.runs++;
-            this.options.onInference?.(this.spec.name, this.provider, msg.inferMs);
-            task.resolve({ mask: msg.mask, size: this.spec.inputSize, inferMs: msg.inferMs, prepMs: msg.prepMs });
-          } else {
-            task.reject(new GatewayError('inference_failed', { cause: new Error(msg.message) }));
-          }
+          this.options.onInference?.(this.spec.name, this.provider, msg.inferMs, tasks.length);
+          tasks.forEach((task, i) => {
+            const item = msg.items[i];
+            if (item && 'mask' in item) {
+              this.runs++;
+              task.resolve({ mask: item.mask, size: this.spec.inputSize, inferMs: msg.inferMs, prepMs: msg.prepMs, batch: tasks.length });
+            } else {
+              task.reject(new GatewayError('inference_failed', { cause: new Error(item?.error ?? 'no result') }));
+            }
+          });
           this.dispatch();
         }
       });
@@ -171,7 +211,7 @@ export class ModelPool {
     const at = this.slots.indexOf(slot);
     if (at < 0) return;
     this.slots.splice(at, 1);
-    slot.busy?.reject(isAbortError(err) ? err : new GatewayError('inference_failed', { cause: err }));
+    for (const task of slot.busy ?? []) task.reject(isAbortError(err) ? err : new GatewayError('inference_failed', { cause: err }));
     slot.busy = undefined;
     if (!this.closed) this.spawn().catch(() => undefined);
   }

@@ -11,17 +11,21 @@ export interface WorkerInit {
   provider: ProviderChoice;
   /** ORT intra-op threads; 0 lets ORT choose. */
   threads: number;
+  /** Largest micro-batch; 'auto' batches only on CUDA (8), never on CPU where it buys nothing. */
+  batch: number | 'auto';
 }
 
-/** RGB pixels already resized to the model's square input, interleaved (HWC, 3 bytes per pixel). */
+/** RGB pixels already resized to the model's square input, interleaved (HWC, 3 bytes per pixel), one per image. */
 export interface RunRequest {
   type: 'run';
   id: number;
-  rgb: Uint8Array;
+  batch: Uint8Array[];
 }
 
+/** One entry per image of the batch, in order: a failure belongs to its own image only. */
+export type ItemResult = { mask: Uint8Array } | { error: string };
+
 export type WorkerMessage =
-  | { type: 'ready'; provider: Provider; loadMs: number; fallbackReason?: string }
+  | { type: 'ready'; provider: Provider; loadMs: number; fallbackReason?: string; maxBatch: number; batchNote?: string }
   | { type: 'init-failed'; message: string }
-  | { type: 'result'; id: number; mask: Uint8Array; inferMs: number; prepMs: number }
-  | { type: 'run-failed'; id: number; message: string };
+  | { type: 'result'; id: number; items: ItemResult[]; inferMs: number; prepMs: number };

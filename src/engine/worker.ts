@@ -2,11 +2,13 @@
 // One ONNX session per worker thread: session.run() is synchronous on its calling thread,
 // so keeping it here leaves the HTTP event loop free while a model runs.
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import type { Provider, RunRequest, WorkerInit, WorkerMessage } from './protocol.js';
+import { withDynamicBatch } from './onnx-batch.js';
+import type { ItemResult, Provider, RunRequest, WorkerInit, WorkerMessage } from './protocol.js';
 import { toAlpha, toPlanarFloat } from './tensor.js';
 
 const init = workerData as WorkerInit;
@@ -36,58 +38,136 @@ function cudaLibraryInstalled(): boolean {
   }
 }
 
-async function createSession(): Promise<{ session: ort.InferenceSession; provider: Provider; fallbackReason?: string }> {
+type ModelSource = string | Uint8Array;
+const create = (source: ModelSource, provider: Provider) =>
+  typeof source === 'string' ? ort.InferenceSession.create(source, sessionOptions(provider)) : ort.InferenceSession.create(source, sessionOptions(provider));
+
+async function createSession(source: ModelSource): Promise<{ session: ort.InferenceSession; provider: Provider; fallbackReason?: string }> {
   if (init.provider === 'auto' && !cudaLibraryInstalled()) {
     // Probing anyway would work but makes ORT print a scary load error on every CPU start.
     const fallbackReason = 'CUDA execution provider not installed (install with ONNXRUNTIME_NODE_INSTALL=cuda12)';
-    return { session: await ort.InferenceSession.create(init.modelFile, sessionOptions('cpu')), provider: 'cpu', fallbackReason };
+    return { session: await create(source, 'cpu'), provider: 'cpu', fallbackReason };
   }
-  if (init.provider === 'cpu') return { session: await ort.InferenceSession.create(init.modelFile, sessionOptions('cpu')), provider: 'cpu' };
+  if (init.provider === 'cpu') return { session: await create(source, 'cpu'), provider: 'cpu' };
   try {
-    const session = await ort.InferenceSession.create(init.modelFile, sessionOptions('cuda'));
-    return { session, provider: 'cuda' };
+    return { session: await create(source, 'cuda'), provider: 'cuda' };
   } catch (err) {
     if (init.provider === 'cuda') throw err;
     const fallbackReason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    return { session: await ort.InferenceSession.create(init.modelFile, sessionOptions('cpu')), provider: 'cpu', fallbackReason };
+    return { session: await create(source, 'cpu'), provider: 'cpu', fallbackReason };
+  }
+}
+
+interface Ready {
+  session: ort.InferenceSession;
+  provider: Provider;
+  fallbackReason?: string;
+  maxBatch: number;
+  batchNote?: string;
+}
+
+/**
+ * A batching session needs the model rewritten with a symbolic batch dimension, and a trial run at batch 2
+ * proves the graph allows it (IS-Net's quantised file does not: constant Resize sizes). Any failure falls back
+ * to the plain file at batch 1, with the reason reported for health and logs.
+ */
+async function openSession(): Promise<Ready> {
+  const plain = async (batchNote?: string): Promise<Ready> => ({ ...(await createSession(init.modelFile)), maxBatch: 1, ...(batchNote ? { batchNote } : {}) });
+  if (init.batch === 1) return plain();
+  if (init.batch === 'auto') {
+    // Decide by provider: on CPU the convolutions already fill the cores, so batching only adds latency and memory.
+    const first = await plain();
+    if (first.provider !== 'cuda') return first;
+    await first.session.release();
+  }
+  const want = init.batch === 'auto' ? 8 : init.batch;
+  try {
+    const dynamic = withDynamicBatch(await readFile(init.modelFile));
+    const created = await createSession(dynamic);
+    const size = init.spec.inputSize;
+    const probe = new ort.Tensor('float32', new Float32Array(2 * 3 * size * size), [2, 3, size, size]);
+    const inputName = created.session.inputNames.includes(init.spec.input) ? init.spec.input : created.session.inputNames[0]!;
+    await created.session.run({ [inputName]: probe }, [created.session.outputNames[init.spec.outputIndex]!]);
+    return { ...created, maxBatch: want };
+  } catch (err) {
+    return plain(`batching unavailable for ${init.spec.name}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
 }
 
 async function main(): Promise<void> {
   const started = performance.now();
-  let created: Awaited<ReturnType<typeof createSession>>;
+  let ready: Ready;
   try {
-    created = await createSession();
+    ready = await openSession();
   } catch (err) {
     post({ type: 'init-failed', message: err instanceof Error ? err.message : String(err) });
     return;
   }
-  const { session, provider } = created;
+  const { session, provider, maxBatch } = ready;
   const spec = init.spec;
   const size = spec.inputSize;
+  const plane = 3 * size * size;
   const inputName = session.inputNames.includes(spec.input) ? spec.input : session.inputNames[0]!;
   const outputName = session.outputNames[spec.outputIndex]!;
-  const input = new Float32Array(3 * size * size);
+  const input = new Float32Array(maxBatch * plane);
+
+  const run = async (n: number) => {
+    const out = await session.run({ [inputName]: new ort.Tensor('float32', input.subarray(0, n * plane), [n, 3, size, size]) }, [outputName]);
+    const tensor = out[outputName]!;
+    const data = tensor.data as Float32Array;
+    const masks = Array.from({ length: n }, (_, i) => toAlpha(data.subarray(i * size * size, (i + 1) * size * size), spec.output));
+    tensor.dispose?.();
+    return masks;
+  };
 
   // Warm-up: the first run grows ORT's arena and is slower; pay it at start, not on the first request.
-  await session.run({ [inputName]: new ort.Tensor('float32', input, [1, 3, size, size]) }, [outputName]);
-  post({ type: 'ready', provider, loadMs: performance.now() - started, ...(created.fallbackReason ? { fallbackReason: created.fallbackReason } : {}) });
+  await run(1);
+  post({
+    type: 'ready',
+    provider,
+    loadMs: performance.now() - started,
+    maxBatch,
+    ...(ready.fallbackReason ? { fallbackReason: ready.fallbackReason } : {}),
+    ...(ready.batchNote ? { batchNote: ready.batchNote } : {}),
+  });
 
   port.on('message', async (msg: RunRequest) => {
     if (msg.type !== 'run') return;
-    try {
-      const t0 = performance.now();
-      toPlanarFloat(msg.rgb, spec, input);
-      const t1 = performance.now();
-      const out = await session.run({ [inputName]: new ort.Tensor('float32', input, [1, 3, size, size]) }, [outputName]);
-      const t2 = performance.now();
-      const tensor = out[outputName]!;
-      const mask = toAlpha(tensor.data as Float32Array, spec.output);
-      tensor.dispose?.();
-      post({ type: 'result', id: msg.id, mask, inferMs: t2 - t1, prepMs: t1 - t0 + (performance.now() - t2) }, [mask.buffer as ArrayBuffer]);
-    } catch (err) {
-      post({ type: 'run-failed', id: msg.id, message: err instanceof Error ? err.message : String(err) });
+    const t0 = performance.now();
+    const items: ItemResult[] = msg.batch.map(() => ({ error: 'not run' }));
+    // Bad pixels fail their own image; the rest of the batch runs without it.
+    const good: number[] = [];
+    for (const [i, rgb] of msg.batch.entries()) {
+      try {
+        toPlanarFloat(rgb, spec, input.subarray(good.length * plane, (good.length + 1) * plane));
+        good.push(i);
+      } catch (err) {
+        items[i] = { error: err instanceof Error ? err.message : String(err) };
+      }
     }
+    const t1 = performance.now();
+    if (good.length > 0) {
+      try {
+        const masks = await run(good.length);
+        good.forEach((at, k) => (items[at] = { mask: masks[k]! }));
+      } catch (err) {
+        if (good.length === 1) items[good[0]!] = { error: err instanceof Error ? err.message : String(err) };
+        else {
+          // A batch that fails is retried one image at a time, so one bad input cannot fail its neighbours.
+          for (const at of good) {
+            try {
+              toPlanarFloat(msg.batch[at]!, spec, input.subarray(0, plane));
+              items[at] = { mask: (await run(1))[0]! };
+            } catch (e) {
+              items[at] = { error: e instanceof Error ? e.message : String(e) };
+            }
+          }
+        }
+      }
+    }
+    const t2 = performance.now();
+    const transfer = items.flatMap((r) => ('mask' in r ? [r.mask.buffer as ArrayBuffer] : []));
+    post({ type: 'result', id: msg.id, items, inferMs: t2 - t1, prepMs: t1 - t0 }, transfer);
   });
 }
 

@@ -28,6 +28,8 @@ export async function healthReport(gw: Gateway): Promise<{ ready: boolean; body:
         provider: m.provider,
         workers: m.workers,
         busy: m.busy,
+        max_batch: m.maxBatch,
+        ...(m.batchNote ? { batch_note: m.batchNote } : {}),
         ...(m.fallbackReason ? { fallback_reason: m.fallbackReason } : {}),
       })),
       execution_provider: gw.engine.provider,
