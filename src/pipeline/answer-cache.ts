@@ -16,6 +16,12 @@ export function answerKey(job: RemovalJob, model: string, sourceHash: string): s
 
 type Meta = Omit<RemovalResult, 'bytes' | 'maskCached' | 'timings'>;
 
+/**
+ * Large answers (a 12 MP PNG is ~17 MB) would evict hundreds of masks for one retry that is cheap to redo
+ * from its cached mask anyway; only answers up to this size are kept.
+ */
+const MAX_ANSWER_BYTES = 8 << 20;
+
 export async function getAnswer(cache: MaskCache, key: string): Promise<RemovalResult | undefined> {
   const hit = await cache.get(key).catch(() => undefined);
   // Answers are stored with size 0, which no model mask has: a key collision cannot mix the two.
@@ -27,6 +33,7 @@ export async function getAnswer(cache: MaskCache, key: string): Promise<RemovalR
 }
 
 export async function putAnswer(cache: MaskCache, key: string, result: RemovalResult): Promise<void> {
+  if (cache.ttlSeconds <= 0 || result.bytes.byteLength > MAX_ANSWER_BYTES) return;
   const { bytes, maskCached: _m, timings: _t, ...meta } = result;
   const head = Buffer.from(JSON.stringify(meta satisfies Meta), 'utf8');
   const length = Buffer.alloc(4);

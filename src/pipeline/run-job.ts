@@ -52,10 +52,11 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   const bytes = await loadSource(job, deps, signal);
   lap('fetch');
   const model = job.model ?? deps.engine.defaultModel;
-  const sourceHash = deps.maskCache ? createHash('sha256').update(bytes).digest('hex') : '';
-  const answer = deps.maskCache ? answerKey(job, model, sourceHash) : '';
-  if (deps.maskCache) {
-    const hit = await getAnswer(deps.maskCache, answer);
+  const cache = deps.maskCache && deps.maskCache.ttlSeconds > 0 ? deps.maskCache : undefined;
+  const sourceHash = cache ? createHash('sha256').update(bytes).digest('hex') : '';
+  const answer = cache ? answerKey(job, model, sourceHash) : '';
+  if (cache) {
+    const hit = await getAnswer(cache, answer);
     if (hit) {
       lap('cache');
       return { ...hit, timings };
@@ -64,7 +65,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   const image = await decodeImage(bytes, job, deps.limits);
   lap('decode');
 
-  const { mask, cached } = await maskFor(sourceHash, model, image, deps, signal);
+  const { mask, cached } = await maskFor(sourceHash, model, image, deps.engine, cache, signal);
   lap('infer');
   const alpha = await upsampleMask(mask, image, job);
   if (job.roi) applyRoi(alpha, image.width, image.height, job.roi, image.input);
@@ -114,7 +115,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
     maskCached: cached,
     timings,
   };
-  if (deps.maskCache) await putAnswer(deps.maskCache, answer, result);
+  if (cache) await putAnswer(cache, answer, result);
   return result;
 }
 
@@ -122,17 +123,17 @@ async function maskFor(
   sourceHash: string,
   model: string,
   image: Awaited<ReturnType<typeof decodeImage>>,
-  deps: PipelineDeps,
+  engine: Engine,
+  cache: MaskCache | undefined,
   signal?: AbortSignal,
 ): Promise<{ mask: LowResMask; cached: boolean }> {
-  const cache = deps.maskCache;
   // The low-resolution mask depends only on the upload and the model, so a retry at another size or format reuses it.
   const key = cache ? `${model}:${sourceHash}` : '';
   if (cache) {
     const hit = await cache.get(key).catch(() => undefined);
     if (hit) return { mask: { data: hit.data, size: hit.size, inferMs: 0 }, cached: true };
   }
-  const mask = await inferMask(deps.engine, model, image, signal);
+  const mask = await inferMask(engine, model, image, signal);
   if (cache) await cache.set(key, { data: mask.data, size: mask.size }).catch(() => undefined);
   return { mask, cached: false };
 }

@@ -86,6 +86,8 @@ export interface CachedMask {
 }
 
 export interface MaskCache {
+  /** 0 turns the cache off. */
+  readonly ttlSeconds: number;
   get(key: string): Promise<CachedMask | undefined>;
   set(key: string, value: CachedMask): Promise<void>;
 }

@@ -153,7 +153,7 @@ export class MemoryResultStore implements ResultStore {
 
 export class MemoryMaskCache implements MaskCache {
   private readonly entries: ExpiringBytesMap<CachedMask>;
-  constructor(maxBytes: number, private readonly ttlSeconds: number) {
+  constructor(maxBytes: number, readonly ttlSeconds: number) {
     this.entries = new ExpiringBytesMap(maxBytes, (v) => v.data.byteLength + 64);
   }
   async get(key: string): Promise<CachedMask | undefined> {

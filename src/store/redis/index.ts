@@ -148,7 +148,7 @@ export class RedisResultStore implements ResultStore {
 }
 
 export class RedisMaskCache implements MaskCache {
-  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number) {}
+  constructor(private readonly redis: Redis, private readonly prefix: string, readonly ttlSeconds: number) {}
   async get(key: string): Promise<CachedMask | undefined> {
     const v = await this.redis.getBuffer(`${this.prefix}mask:${key}`);
     if (!v || v.length < 5) return undefined;
