@@ -6,7 +6,7 @@ import { loadConfig, PROJECT_ROOT, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import type { Gateway } from './gateway.js';
 import { createImageFetcher } from './http/fetch-url.js';
-import { createKey, readKeysFile, seedKeys } from './keys.js';
+import { createKey, readKeysFile, seedKeys, type KeySeed } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { loadPlans } from './plans.js';
@@ -46,7 +46,7 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
   const stores = await createStores(config);
   try {
     const defaults = { plan: config.DEFAULT_PLAN };
-    const seeds = config.API_KEYS.map((secret) => ({ secret, account: {} }));
+    const seeds: KeySeed[] = config.API_KEYS.map((secret) => ({ secret, account: {} }));
     if (config.KEYS_FILE) seeds.push(...(await readKeysFile(config.KEYS_FILE)));
     let keyCount = -1;
     try {
