@@ -54,10 +54,18 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
       if (added) log.info({ added }, 'seeded API keys');
       keyCount = await stores.keys.count();
     } catch (err) {
-      // Redis down at start: serve anyway (health says degraded); seeding is retried at the next start.
+      // Redis down at start: serve anyway (health says degraded); seeding is retried when it connects.
       if (stores.kind !== 'redis') throw err;
       log.warn({ err: String(err) }, 'could not seed API keys: store unreachable');
     }
+    // Seeding is idempotent (existing keys keep their record), so repeating it on every reconnect restores the
+    // API_KEYS/KEYS_FILE keys into a Redis that came back empty, and finishes a seeding that failed at start.
+    stores.onReconnect?.(() => {
+      seedKeys(stores.keys, seeds, defaults).then(
+        (added) => added && log.info({ added }, 'store reconnected: re-seeded API keys'),
+        (err: unknown) => log.warn({ err: String(err) }, 'store reconnected but re-seeding API keys failed'),
+      );
+    });
     if (options.announceFirstKey && keyCount === 0) {
       const { secret, record } = await createKey(stores.keys, { label: 'first-start' }, defaults);
       // Printed once to the console, not the log stream: the secret must not land in log storage.

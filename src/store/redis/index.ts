@@ -200,6 +200,9 @@ export async function createRedisStores(o: RedisStoreOptions): Promise<Stores> {
     ping: async () => {
       await redis.ping();
     },
+    onReconnect: (listener) => {
+      redis.on('ready', listener);
+    },
     close: async () => {
       redis.disconnect();
     },
