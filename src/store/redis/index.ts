@@ -1,6 +1,6 @@
 // src/store/redis/index.ts
 // ioredis implementations: any number of replicas share keys, usage, limits, results and cached masks.
-// Cluster/Sentinel: pass a redis+sentinel or cluster URL through ioredis options (see README).
+// One Redis at REDIS_URL (redis:// or rediss://). Not Cluster-safe: multi-key scripts use no hash tags (see README).
 import { Redis, type RedisOptions, type Result } from 'ioredis';
 import type {
   ApiKeyRecord,
