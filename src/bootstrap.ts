@@ -6,7 +6,7 @@ import { loadConfig, PROJECT_ROOT, type Config } from './config.js';
 import { Engine } from './engine/engine.js';
 import type { Gateway } from './gateway.js';
 import { createImageFetcher } from './http/fetch-url.js';
-import { createKey, readKeysFile, seedKeys } from './keys.js';
+import { createKey, readKeysFile, seedKeys, type KeySeed } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { loadPlans } from './plans.js';
@@ -46,7 +46,7 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
   const stores = await createStores(config);
   try {
     const defaults = { plan: config.DEFAULT_PLAN };
-    const seeds = config.API_KEYS.map((secret) => ({ secret, account: {} }));
+    const seeds: KeySeed[] = config.API_KEYS.map((secret) => ({ secret, account: {} }));
     if (config.KEYS_FILE) seeds.push(...(await readKeysFile(config.KEYS_FILE)));
     let keyCount = -1;
     try {
@@ -54,10 +54,18 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
       if (added) log.info({ added }, 'seeded API keys');
       keyCount = await stores.keys.count();
     } catch (err) {
-      // Redis down at start: serve anyway (health says degraded); seeding is retried at the next start.
+      // Redis down at start: serve anyway (health says degraded); seeding is retried when it connects.
       if (stores.kind !== 'redis') throw err;
       log.warn({ err: String(err) }, 'could not seed API keys: store unreachable');
     }
+    // Seeding is idempotent (existing keys keep their record), so repeating it on every reconnect restores the
+    // API_KEYS/KEYS_FILE keys into a Redis that came back empty, and finishes a seeding that failed at start.
+    stores.onReconnect?.(() => {
+      seedKeys(stores.keys, seeds, defaults).then(
+        (added) => added && log.info({ added }, 'store reconnected: re-seeded API keys'),
+        (err: unknown) => log.warn({ err: String(err) }, 'store reconnected but re-seeding API keys failed'),
+      );
+    });
     if (options.announceFirstKey && keyCount === 0) {
       const { secret, record } = await createKey(stores.keys, { label: 'first-start' }, defaults);
       // Printed once to the console, not the log stream: the secret must not land in log storage.

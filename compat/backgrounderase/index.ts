@@ -11,6 +11,7 @@ import { prefersJson } from '../accept.js';
 import { admit, commonErrorHeaders } from '../mount.js';
 import type { CompatAdapter, RemovalRoute } from '../types.js';
 import { accountBody } from './account.js';
+import { adminRoutes } from './admin.js';
 import { isLegacyMaskJob, parseNativeJob } from './parse.js';
 
 export function renderNativeError(err: GatewayError, c: Context<AppEnv>): Response {
@@ -87,5 +88,6 @@ export const backgroundErase: CompatAdapter = {
       await admit(c, gw, backgroundErase, false);
       return c.json(await accountBody(gw, c.get('apiKey')!));
     });
+    adminRoutes(app, gw, backgroundErase);
   },
 };

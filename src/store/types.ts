@@ -101,5 +101,7 @@ export interface Stores {
   masks: MaskCache;
   /** Throws when the backing store cannot be reached. */
   ping(): Promise<void>;
+  /** Called each time a networked store (re)connects, e.g. to re-seed keys into a Redis that restarted empty. */
+  onReconnect?(listener: () => void): void;
   close(): Promise<void>;
 }

@@ -100,8 +100,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 }
 
-/** Bounded by total bytes and TTL; the oldest entries go first when over budget. */
-class ExpiringBytesMap<V> {
+/**
+ * Bounded by total bytes and TTL; the least recently used entries go first when over budget
+ * (a read moves an entry to the back of the Map's insertion order, so iteration order is LRU order).
+ */
+export class ExpiringBytesMap<V> {
   private readonly map = new Map<string, { value: V; bytes: number; expiresAt: number }>();
   private total = 0;
   constructor(private readonly maxBytes: number, private readonly sizeOf: (v: V) => number) {}
@@ -113,6 +116,8 @@ class ExpiringBytesMap<V> {
       this.delete(key);
       return undefined;
     }
+    this.map.delete(key);
+    this.map.set(key, e);
     return e.value;
   }
   set(key: string, value: V, ttlMs: number): void {
@@ -121,11 +126,14 @@ class ExpiringBytesMap<V> {
     if (bytes > this.maxBytes || ttlMs <= 0) return;
     this.map.set(key, { value, bytes, expiresAt: Date.now() + ttlMs });
     this.total += bytes;
-    const now = Date.now();
-    for (const [k, e] of this.map) {
+    for (const k of this.map.keys()) {
       if (this.total <= this.maxBytes) break;
-      if (e.expiresAt <= now || this.total > this.maxBytes) this.delete(k);
+      this.delete(k);
     }
+  }
+  /** Bytes currently held (for tests and metrics). */
+  get bytes(): number {
+    return this.total;
   }
   delete(key: string): void {
     const e = this.map.get(key);
@@ -149,6 +157,9 @@ export class MemoryResultStore implements ResultStore {
   async delete(id: string): Promise<void> {
     this.entries.delete(id);
   }
+  get heldBytes(): number {
+    return this.entries.bytes;
+  }
 }
 
 export class MemoryMaskCache implements MaskCache {
@@ -161,6 +172,9 @@ export class MemoryMaskCache implements MaskCache {
   }
   async set(key: string, value: CachedMask): Promise<void> {
     this.entries.set(key, value, this.ttlSeconds * 1000);
+  }
+  get heldBytes(): number {
+    return this.entries.bytes;
   }
 }
 

@@ -1,6 +1,6 @@
 // src/store/redis/index.ts
 // ioredis implementations: any number of replicas share keys, usage, limits, results and cached masks.
-// Cluster/Sentinel: pass a redis+sentinel or cluster URL through ioredis options (see README).
+// One Redis at REDIS_URL (redis:// or rediss://). Not Cluster-safe: multi-key scripts use no hash tags (see README).
 import { Redis, type RedisOptions, type Result } from 'ioredis';
 import type {
   ApiKeyRecord,
@@ -15,7 +15,7 @@ import type {
   UsageStore,
   UsageTotals,
 } from '../types.js';
-import { CONSUME_CREDITS, RATE_HIT, REFUND_CREDITS, REVOKE_KEY } from './scripts.js';
+import { ADD_KEY, CONSUME_CREDITS, RATE_HIT, REFUND_CREDITS, REVOKE_KEY } from './scripts.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -23,6 +23,7 @@ declare module 'ioredis' {
     bgwRefund(key: string, credits: string): Result<number, Context>;
     bgwRateHit(key: string, windowMs: string): Result<[number, number], Context>;
     bgwRevoke(key: string, at: string): Result<number, Context>;
+    bgwAddKey(hashKey: string, fpKey: string, indexKey: string, ...args: string[]): Result<number, Context>;
   }
 }
 
@@ -50,15 +51,12 @@ export class RedisKeyStore implements KeyStore {
     return `${this.prefix}keys`;
   }
   async add(record: ApiKeyRecord): Promise<boolean> {
-    const created = await this.redis.hsetnx(this.hashKey(record.hash), 'hash', record.hash);
-    if (!created) return false;
-    const fields: Record<string, string> = {};
+    const pairs: string[] = [];
     for (const f of KEY_FIELDS) {
       const v = record[f];
-      if (v !== undefined) fields[f] = String(v);
+      if (v !== undefined) pairs.push(f, String(v));
     }
-    await this.redis.multi().hset(this.hashKey(record.hash), fields).set(this.fpKey(record.fingerprint), record.hash).sadd(this.indexKey, record.hash).exec();
-    return true;
+    return (await this.redis.bgwAddKey(this.hashKey(record.hash), this.fpKey(record.fingerprint), this.indexKey, record.hash, record.fingerprint, ...pairs)) === 1;
   }
   async findByHash(hash: string): Promise<ApiKeyRecord | undefined> {
     return toRecord(await this.redis.hgetall(this.hashKey(hash)));
@@ -175,6 +173,7 @@ export function defineScripts(redis: Redis): void {
   redis.defineCommand('bgwRefund', { numberOfKeys: 1, lua: REFUND_CREDITS });
   redis.defineCommand('bgwRateHit', { numberOfKeys: 1, lua: RATE_HIT });
   redis.defineCommand('bgwRevoke', { numberOfKeys: 1, lua: REVOKE_KEY });
+  redis.defineCommand('bgwAddKey', { numberOfKeys: 3, lua: ADD_KEY });
 }
 
 export async function createRedisStores(o: RedisStoreOptions): Promise<Stores> {
@@ -200,6 +199,9 @@ export async function createRedisStores(o: RedisStoreOptions): Promise<Stores> {
     masks: new RedisMaskCache(redis, o.prefix, o.maskCacheTtlSeconds),
     ping: async () => {
       await redis.ping();
+    },
+    onReconnect: (listener) => {
+      redis.on('ready', listener);
     },
     close: async () => {
       redis.disconnect();

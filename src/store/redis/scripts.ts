@@ -22,7 +22,18 @@ redis.call('HINCRBYFLOAT', KEYS[1], 'credits', -sub)
 return 1
 `;
 
-/** Fixed window: KEYS[1] counter; ARGV: window ms. Returns {count, pttl}. */
+/**
+ * Rate limiting is one Lua script over a fixed window, not a library (rate-limiter-flexible) nor a sliding log:
+ * - one round trip per request, atomic across replicas (Redis runs a script without interleaving other commands),
+ *   and the counter carries its own PEXPIRE, so nothing needs sweeping;
+ * - a fixed window maps 1:1 onto the X-RateLimit-Limit/Remaining/Reset headers (Reset = the window's end), which a
+ *   sliding window cannot state exactly;
+ * - O(1) memory per key (one integer), where a sliding log stores one entry per request;
+ * - the known cost, up to 2× the limit across a window boundary, is acceptable for abuse protection (monthly credits,
+ *   not the rate limit, are what bills).
+ * The memory store implements the same fixed window, so both pass one contract suite.
+ * KEYS[1] counter; ARGV: window ms. Returns {count, pttl}.
+ */
 export const RATE_HIT = `
 local n = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
@@ -38,5 +49,17 @@ export const REVOKE_KEY = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'revokedAt') == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'revokedAt', ARGV[1])
+return 1
+`;
+
+/**
+ * KEYS[1] key hash by hash, KEYS[2] fingerprint → hash, KEYS[3] index set; ARGV: hash, fingerprint, then field/value
+ * pairs. One script, so no replica ever reads a half-written key record. Returns 1 when added, 0 when it existed.
+ */
+export const ADD_KEY = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
 return 1
 `;
