@@ -16,6 +16,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprintOf, hashKey, keyRecord } from '../src/keys.js';
 import { alphaOf, decodeRgba, iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
+import { expectDocumented, expectMatchesSpec } from './helpers/openapi.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
 
 const run = promisify(execFile);
@@ -58,6 +59,7 @@ function submit(opts: { query?: string; fields?: Record<string, string>; bytes?:
 async function submitted(opts: Parameters<typeof submit>[0] = {}): Promise<string> {
   const res = await submit(opts);
   expect(res.status, await res.clone().text()).toBe(200);
+  await spec(res);
   return ((await res.json()) as { process_id: string }).process_id;
 }
 
@@ -67,6 +69,7 @@ async function waitDone(id: string, headers: Record<string, string> = {}, base =
   for (let i = 0; i < 600; i++) {
     const res = await check(id, headers, base);
     expect(res.status, await res.clone().text()).toBe(200);
+    await spec(res);
     const body = (await res.json()) as Check;
     if (body.status === 'completed' || body.status === 'failed') return body;
     expect(['queued', 'processing']).toContain(body.status);
@@ -75,8 +78,23 @@ async function waitDone(id: string, headers: Record<string, string> = {}, base =
   throw new Error(`job ${id} never finished`);
 }
 
+const OPERATIONS: Record<string, string> = {
+  Authorize: 'eyeqAuthorize',
+  Status: 'eyeqStatus',
+  SubmitImage: 'eyeqSubmitImage',
+  CheckImage: 'eyeqCheckImage',
+  DownloadImage: 'eyeqDownloadImage',
+  RemoveImage: 'eyeqRemoveImage',
+};
+/** Every JSON answer is checked against its openapi.yaml operation. */
+function spec(res: Response): Promise<unknown> {
+  const route = new URL(res.url).pathname.replace(/^\/compat\/eyeq/, '').split('/')[1]!;
+  return expectMatchesSpec(res, OPERATIONS[route]!);
+}
+
 async function expectError(res: Response, status: number, detail?: RegExp) {
   expect(res.status, await res.clone().text()).toBe(status);
+  await spec(res);
   const body = (await res.json()) as { detail: unknown; code: string; request_id: string };
   expect(body.request_id).toMatch(/^req_/);
   expect(res.headers.get('x-request-id')).toBe(body.request_id);
@@ -86,6 +104,7 @@ async function expectError(res: Response, status: number, detail?: RegExp) {
 
 async function expectValidation(res: Response, loc: string[]) {
   expect(res.status, await res.clone().text()).toBe(422);
+  await spec(res);
   const body = (await res.json()) as { detail: { type: string; loc: string[]; msg: string }[]; request_id: string };
   expect(body.detail).toHaveLength(1);
   expect(body.detail[0]!.loc).toEqual(loc);
@@ -117,6 +136,7 @@ describe('before activation', () => {
   it('/Status is Unlicensed, with every documented field', async () => {
     const res = await fetch(`${s.url}/Status`);
     expect(res.status).toBe(200);
+    await spec(res);
     const body = (await res.json()) as Record<string, string>;
     expect(Object.keys(body).sort()).toEqual(['expiration date', 'licensed org', 'message', 'model_version', 'status']);
     expect(body.status).toBe('Unlicensed');
@@ -150,6 +170,7 @@ describe('GET /Authorize/{license_key}', () => {
   it('an unknown key answers 200 Unlicensed and licenses nothing', async () => {
     const res = await authorize('not-a-key-of-this-gateway');
     expect(res.status).toBe(200);
+    await spec(res);
     const body = (await res.json()) as Record<string, string>;
     expect(body.status).toBe('Unlicensed');
     expect(Object.keys(body).sort()).toEqual(['expiration date', 'licensed org', 'message', 'status']);
@@ -160,13 +181,15 @@ describe('GET /Authorize/{license_key}', () => {
   it('an API key licenses the gateway: Licensed, org, expiration YYYY-MM; /Status agrees in ISO 8601', async () => {
     const res = await authorize(TEST_KEY);
     expect(res.status).toBe(200);
+    await spec(res);
     const body = (await res.json()) as Record<string, string>;
     expect(body.status).toBe('Licensed');
     expect(body['licensed org']).toBe('localhost');
     expect(body['expiration date']).toMatch(/^\d{4}-\d{2}$/);
     const end = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1));
     expect(body['expiration date']).toBe(end.toISOString().slice(0, 7));
-    const status = (await (await fetch(`${s.url}/Status`)).json()) as Record<string, string>;
+    const statusRes = await fetch(`${s.url}/Status`);
+    const status = (await spec(statusRes)) as Record<string, string>;
     expect(status.status).toBe('Licensed');
     expect(status['licensed org']).toBe('localhost');
     expect(status['expiration date']).toBe(`${body['expiration date']}-01T00:00:00+00:00`);
@@ -197,6 +220,7 @@ describe('submit → check → download → remove', () => {
       name: 'holiday.jpg',
     });
     expect(res.status).toBe(200);
+    await spec(res);
     const body = (await res.json()) as Record<string, string>;
     expect(Object.keys(body).sort()).toEqual(['message', 'mode', 'preprocessing_enabled', 'process_id', 'status']);
     expect(body).toMatchObject({ status: 'processing', mode: 'portrait', preprocessing_enabled: 'true', message: 'Image processing started' });
@@ -212,6 +236,7 @@ describe('submit → check → download → remove', () => {
     const dl = await fetch(`${s.url}/DownloadImage/${id}`);
     expect(dl.status).toBe(200);
     expect(dl.headers.get('content-type')).toBe('image/png');
+    await expectDocumented(dl, 'eyeqDownloadImage');
     const png = new Uint8Array(await dl.arrayBuffer());
     const meta = await sharp(png).metadata();
     expect(meta).toMatchObject({ format: 'png', width: 320, height: 240, channels: 4 });
@@ -219,6 +244,7 @@ describe('submit → check → download → remove', () => {
 
     const del = await fetch(`${s.url}/RemoveImage/${id}`, { method: 'DELETE' });
     expect(del.status).toBe(200);
+    await spec(del);
     expect(await del.json()).toEqual({ status: 'deleted', process_id: id, files_deleted: 2, previous_status: 'completed' });
     await expectError(await check(id), 404, /not found/);
     await expectError(await fetch(`${s.url}/DownloadImage/${id}`), 404);
@@ -238,10 +264,10 @@ describe('submit → check → download → remove', () => {
     const first = await submitted({ bytes: big.bytes });
     const second = await submitted({ bytes: big.bytes });
     const third = await submitted({ bytes: big.bytes });
-    const running = (await (await check(first)).json()) as Check;
+    const running = (await spec(await check(first))) as Check;
     expect(running.status).toBe('processing');
     expect(running.processing_time).toBeUndefined();
-    const waiting = (await (await check(third)).json()) as Check;
+    const waiting = (await spec(await check(third))) as Check;
     expect(waiting.status).toBe('queued');
 
     const raw = await rawGet(`${s.url}/DownloadImage/${third}`);
@@ -255,7 +281,7 @@ describe('submit → check → download → remove', () => {
     expect(logged.map((l) => l.status)).toEqual([102]);
 
     const del = await fetch(`${s.url}/RemoveImage/${third}`, { method: 'DELETE' });
-    expect(await del.json()).toEqual({ status: 'deleted', process_id: third, files_deleted: 1, previous_status: 'processing' });
+    expect(await spec(del)).toEqual({ status: 'deleted', process_id: third, files_deleted: 1, previous_status: 'processing' });
     expect((await waitDone(first)).status).toBe('completed');
     expect((await waitDone(second)).status).toBe('completed');
     await new Promise((r) => setTimeout(r, 300));
@@ -274,7 +300,7 @@ describe('submit → check → download → remove', () => {
     expect(done.processing_time).toBeUndefined();
     await expectError(await fetch(`${s.url}/DownloadImage/${id}`), 500, /Processing failed/);
     const del = await fetch(`${s.url}/RemoveImage/${id}`, { method: 'DELETE' });
-    expect(await del.json()).toEqual({ status: 'deleted', process_id: id, files_deleted: 1, previous_status: 'failed' });
+    expect(await spec(del)).toEqual({ status: 'deleted', process_id: id, files_deleted: 1, previous_status: 'failed' });
   }, 60_000);
 });
 
