@@ -2,7 +2,7 @@
 // The EyeQ container dialect (seed 000) over real HTTP with the real model: licence activation, submit, every job
 // state, 102 while processing, every documented error, deletion, expiry, two Redis replicas sharing one licence,
 // and the seed's own bash script run with curl and jq against the gateway.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeJobRecord } from '../src/jobs/runner.js';
 import { fingerprintOf, hashKey, keyRecord } from '../src/keys.js';
 import { alphaOf, decodeRgba, iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
 import { expectDocumented, expectMatchesSpec } from './helpers/openapi.js';
@@ -21,6 +22,15 @@ import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
 
 const run = promisify(execFile);
 const OTHER_KEY = 'bge_live_eyeq_other_tenant_key_000000000';
+const TINY_KEY = 'bge_live_eyeq_tiny_plan_key_000000000000';
+const hasPythonRequests = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import requests'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 let s: TestServer;
@@ -34,7 +44,11 @@ beforeAll(async () => {
       cb();
     },
   });
-  s = await startServer({ API_KEYS: `${TEST_KEY},${OTHER_KEY}`, QUEUE_CONCURRENCY: '1' }, { log: pino({ level: 'info' }, sink) });
+  s = await startServer(
+    { API_KEYS: `${TEST_KEY},${OTHER_KEY}`, QUEUE_CONCURRENCY: '1', MAX_UPLOAD_BYTES: String(1024 * 1024), PLANS: JSON.stringify({ Tiny: { monthlyCredits: 1 } }) },
+    { log: pino({ level: 'info' }, sink) },
+  );
+  await s.gw.stores.keys.add(keyRecord(TINY_KEY, { plan: 'Tiny' }, { plan: 'Business' }));
   fx = await subjectFixture({ width: 320, height: 240 });
 }, 120_000);
 afterAll(async () => {
@@ -275,6 +289,11 @@ describe('submit → check → download → remove', () => {
     expect(raw.toLowerCase()).toContain('x-request-id: req_');
     const curl = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `${s.url}/DownloadImage/${second}`]).catch((e: { stdout: string }) => e);
     expect(curl.stdout).toBe('102');
+    if (hasPythonRequests) {
+      // What the container's Python clients see.
+      const py = await run('python3', ['-c', `import requests; r = requests.get("${s.url}/DownloadImage/${second}"); print(r.status_code, r.headers.get("X-Process-Status"))`]);
+      expect(py.stdout.trim()).toMatch(/^102 (queued|processing)$/);
+    }
     await new Promise((r) => setTimeout(r, 50));
     // The access log records what the client got, not the placeholder the framework saw.
     const logged = logLines.map((l) => JSON.parse(l) as { path?: string; status?: number }).filter((l) => l.path === `/DownloadImage/${third}`);
@@ -304,7 +323,40 @@ describe('submit → check → download → remove', () => {
   }, 60_000);
 });
 
+describe('deletion, credits and lost jobs', () => {
+  it('deleting a queued job refunds its credit; the next one past the allowance is 402', async () => {
+    const tiny = { 'x-api-key': TINY_KEY };
+    const big = await subjectFixture({ width: 1600, height: 1200 });
+    const blocker = await submitted({ bytes: big.bytes });
+    const queued = await submitted({ headers: tiny });
+    expect(((await (await check(queued, tiny)).json()) as Check).status).toBe('queued');
+    const del = await fetch(`${s.url}/RemoveImage/${queued}`, { method: 'DELETE', headers: tiny });
+    expect(((await del.json()) as { previous_status: string }).previous_status).toBe('processing');
+    const again = await submitted({ headers: tiny });
+    expect((await waitDone(again, tiny)).status).toBe('completed');
+    await expectError(await submit({ headers: tiny }), 402, /credits/i);
+    await waitDone(blocker);
+  }, 90_000);
+
+  it('a job lost with its replica (lease lapsed) reads as failed, not processing forever', async () => {
+    const id = randomUUID();
+    const owner = fingerprintOf(hashKey(TEST_KEY));
+    const extra = { dialect: 'eyeq', original_name: 'lost.jpg', mode: 'general', preprocessing: false, postprocessing: false, preprocessing_config: {} };
+    await writeJobRecord(s.gw, { id, state: 'processing', owner, createdAt: Date.now() - 60_000, startedAt: Date.now() - 59_000, leaseUntil: Date.now() - 1000, extra });
+    const body = (await spec(await check(id))) as Check;
+    expect(body).toMatchObject({ status: 'failed', original_name: 'lost.jpg' });
+    expect(body.error).toMatch(/lost/);
+    await expectError(await fetch(`${s.url}/DownloadImage/${id}`), 500, /lost/);
+  });
+});
+
 describe('documented errors', () => {
+  it('413 for an upload over MAX_UPLOAD_BYTES', async () => {
+    const huge = new Uint8Array(1536 * 1024);
+    huge.set([0xff, 0xd8, 0xff, 0xe0]);
+    await expectError(await submit({ bytes: huge }), 413, /too large/);
+  });
+
   it('422 when the file is missing, and for a bad mode, flag or preprocessing_config', async () => {
     await expectValidation(await submit({ noFile: true, fields: { mode: 'portrait' } }), ['body', 'file']);
     await expectValidation(await submit({ fields: { mode: 'landscape' } }), ['body', 'mode']);
