@@ -29,7 +29,8 @@
 // - "licensed org" is the key's label, else its account email's domain; "expiration date" is the end of the
 //   current billing period (when the key's allowance renews), as YYYY-MM in /Authorize and ISO 8601 in /Status.
 // - 102 is sent as the final status line (no body, Connection: close), which is what Python's http.client and
-//   requests report as status_code 102; curl prints 102 for %{http_code}. queued counts as processing.
+//   requests report as status_code 102; curl prints 102 for %{http_code}. queued counts as processing. Outside
+//   @hono/node-server (app.request in-process) there is no socket to write it on, so that case answers 202 JSON.
 // - RemoveImage: files_deleted is 2 for a completed job (upload and result), 1 otherwise; a queued or running job
 //   is stopped and its credits refunded; previous_status reports queued as "processing".
 // - Results (and so process ids) live RESULTS_TTL_SECONDS (default 1 h) after their last change, then 404.

@@ -54,11 +54,18 @@ function fromStored(id: string, s: StoredResult): JobRecord {
   } as JobRecord;
 }
 
-export class JobRunner {
-  /** Jobs this replica is running, so a delete can stop them at once. */
-  private readonly running = new Map<string, { deleted: boolean; abort: AbortController }>();
+type LiveJob = { deleted: boolean; abort: AbortController };
+/** Jobs each gateway (replica) is running, so a delete can stop them at once, whichever runner instance it reaches. */
+const RUNNING = new WeakMap<Gateway, Map<string, LiveJob>>();
 
-  constructor(private readonly gw: Gateway) {}
+export class JobRunner {
+  private readonly running: Map<string, LiveJob>;
+
+  constructor(private readonly gw: Gateway) {
+    let running = RUNNING.get(gw);
+    if (!running) RUNNING.set(gw, (running = new Map()));
+    this.running = running;
+  }
 
   private get ttl(): number {
     return this.gw.config.RESULTS_TTL_SECONDS;
