@@ -14,5 +14,7 @@ export interface AppEnv {
     errorCode?: string;
     /** Pipeline stage times of a removal, for the access log. */
     timings?: Record<string, number>;
+    /** The path to log instead of the real one, when the path carries a secret (EyeQ's /Authorize/{license_key}). */
+    logPath?: string;
   };
 }

@@ -32,7 +32,7 @@ export const observe = (gw: Gateway): MiddlewareHandler<AppEnv> =>
     const line = {
       requestId: c.get('requestId'),
       method: c.req.method,
-      path: c.req.path,
+      path: c.get('logPath') ?? c.req.path,
       route,
       dialect,
       status,

@@ -30,6 +30,10 @@ export interface JobRecord {
 
 const LEASE_MS = 15_000;
 
+/** What delete() leaves behind: find() ignores it (no `state`), and a running job will not write over it. */
+const TOMBSTONE = { deletedJob: true } as const;
+const isTombstone = (s: StoredResult | undefined) => s !== undefined && s.meta?.deletedJob === true;
+
 function toStored(r: JobRecord): StoredResult {
   const status = r.state === 'queued' ? 'pending' : r.state === 'completed' ? 'done' : r.state;
   const { result, ...rest } = r;
@@ -50,8 +54,18 @@ function fromStored(id: string, s: StoredResult): JobRecord {
   } as JobRecord;
 }
 
+type LiveJob = { deleted: boolean; abort: AbortController };
+/** Jobs each gateway (replica) is running, so a delete can stop them at once, whichever runner instance it reaches. */
+const RUNNING = new WeakMap<Gateway, Map<string, LiveJob>>();
+
 export class JobRunner {
-  constructor(private readonly gw: Gateway) {}
+  private readonly running: Map<string, LiveJob>;
+
+  constructor(private readonly gw: Gateway) {
+    let running = RUNNING.get(gw);
+    if (!running) RUNNING.set(gw, (running = new Map()));
+    this.running = running;
+  }
 
   private get ttl(): number {
     return this.gw.config.RESULTS_TTL_SECONDS;
@@ -59,6 +73,19 @@ export class JobRunner {
 
   private save(r: JobRecord): Promise<void> {
     return guardStore(this.gw.stores.results.put(r.id, toStored(r), this.ttl), this.gw.config.STORE_TIMEOUT_MS);
+  }
+
+  /** A save from the running job, unless the job was deleted meanwhile (here or on another replica). */
+  private async saveLive(r: JobRecord): Promise<void> {
+    const live = this.running.get(r.id);
+    if (live?.deleted) return;
+    const current = await guardStore(this.gw.stores.results.get(r.id), this.gw.config.STORE_TIMEOUT_MS).catch(() => undefined);
+    if (isTombstone(current)) {
+      live?.abort.abort(new GatewayError('not_found', { message: 'The job was deleted.' }));
+      if (live) live.deleted = true;
+      return;
+    }
+    return this.save(r);
   }
 
   /**
@@ -84,9 +111,11 @@ export class JobRunner {
       await hold.release();
       throw err;
     }
+    const live = { deleted: false, abort: new AbortController() };
+    this.running.set(record.id, live);
     const lease = setInterval(() => {
       record.leaseUntil = Date.now() + LEASE_MS;
-      this.save(record).catch(() => undefined);
+      this.saveLive(record).catch(() => undefined);
     }, LEASE_MS / 3);
     lease.unref();
     const started = performance.now();
@@ -94,9 +123,9 @@ export class JobRunner {
       .run(async (signal) => {
         record.state = 'processing';
         record.startedAt = Date.now();
-        await this.save(record).catch(() => undefined);
+        await this.saveLive(record).catch(() => undefined);
         return task(signal, record);
-      }, AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS))
+      }, AbortSignal.any([AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS), live.abort.signal]))
       .then(
         async (result: RemovalResult) => {
           record.state = 'completed';
@@ -119,7 +148,7 @@ export class JobRunner {
           const e = toGatewayError(err);
           record.state = 'failed';
           record.error = { code: e.code, message: e.message, status: e.status };
-          gw.metrics.errors.inc({ code: e.code, dialect: String(extra.dialect ?? 'jobs') });
+          if (!live.deleted) gw.metrics.errors.inc({ code: e.code, dialect: String(extra.dialect ?? 'jobs') });
         },
       )
       .then(async () => {
@@ -129,13 +158,14 @@ export class JobRunner {
         // The outcome must land: retry a store that blips, within the lease window.
         for (let attempt = 0; attempt < 5; attempt++) {
           try {
-            return await this.save(record);
+            return await this.saveLive(record);
           } catch {
             await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
           }
         }
         gw.log.error({ jobId: record.id }, 'could not store the outcome of an async job');
-      });
+      })
+      .finally(() => this.running.delete(record.id));
     return { ...record };
   }
 
@@ -159,10 +189,21 @@ export class JobRunner {
     return record;
   }
 
+  /**
+   * Deletes the job and its result. A job still queued or running is stopped (credits refunded) and leaves a
+   * tombstone for its TTL, so the replica running it does not write it back when it finishes.
+   */
   async delete(id: string, owner: string): Promise<boolean> {
     const record = await this.get(id, owner);
     if (!record) return false;
-    await guardStore(this.gw.stores.results.delete(id), this.gw.config.STORE_TIMEOUT_MS);
+    const live = this.running.get(id);
+    if (live) {
+      live.deleted = true;
+      live.abort.abort(new GatewayError('not_found', { message: 'The job was deleted.' }));
+    }
+    const unfinished = record.state === 'queued' || record.state === 'processing';
+    const results = this.gw.stores.results;
+    await guardStore(unfinished ? results.put(id, { status: 'failed', owner, meta: { ...TOMBSTONE } }, this.ttl) : results.delete(id), this.gw.config.STORE_TIMEOUT_MS);
     return true;
   }
 }
