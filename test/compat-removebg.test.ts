@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyRecord } from '../src/keys.js';
 import { subjectBox } from '../src/pipeline/compose.js';
+import { outputSize } from '../src/pipeline/sizes.js';
 import { alphaOf, decodeRgba, iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
 import { expectDocumented, expectMatchesSpec } from './helpers/openapi.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
@@ -221,6 +222,18 @@ describe('request shapes real clients send', () => {
     expect(res.headers.get('x-foreground-top')).toBe(String(box.top));
   }, 60_000);
 
+  it('raw bytes without Accept, with */* and with image/*; JSON only when application/json is preferred', async () => {
+    for (const accept of [undefined, '*/*', 'image/*', 'image/png, application/json;q=0.5']) {
+      const res = await post({ image_file: blob(fx.bytes) }, { ...KEY, ...(accept ? { Accept: accept } : {}) });
+      expect(res.headers.get('content-type'), accept).toBe('image/png');
+      await ok(res);
+      expect(res.headers.get('retry-after')).toBeNull();
+    }
+    const res = await post({ image_file: blob(fx.bytes) }, { ...KEY, Accept: 'application/json; charset=utf-8' });
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(Object.keys(((await res.json()) as { data: object }).data)).toContain('result_b64');
+  }, 60_000);
+
   it('JSON body with image_url and JSON booleans/numbers (crop: false, shadow_opacity: 50)', async () => {
     const res = await fetch(`${s.url}/v1.0/removebg`, {
       method: 'POST',
@@ -366,6 +379,17 @@ describe('output: format, channels, zip, headers', () => {
   }, 60_000);
 });
 
+describe('size caps', () => {
+  it('full caps JPG/WebP/ZIP at 25 MP and PNG at 10 MP; 50MP at 50 MP; never upscales', () => {
+    expect(outputSize(8000, 6000, { size: 'full', maxPixels: 25_000_000 }, 100_000_000)).toMatchObject({ width: 5773, height: 4330 });
+    const png = outputSize(8000, 6000, { size: 'full', maxPixels: 10_000_000 }, 100_000_000);
+    expect(png.width * png.height).toBeLessThanOrEqual(10_000_000);
+    expect(png.width * png.height).toBeGreaterThan(9_990_000);
+    expect(outputSize(8000, 6000, { size: 'full', maxPixels: 50_000_000 }, 100_000_000)).toMatchObject({ width: 8000, height: 6000, scale: 1 });
+    expect(outputSize(300, 200, { size: 'full', maxPixels: 10_000_000 }, 100_000_000)).toMatchObject({ width: 300, height: 200, scale: 1 });
+  });
+});
+
 describe('geometry: roi, crop, crop_margin, scale, position', () => {
   it('roi keeps the subject inside the region only (percent and px)', async () => {
     for (const roi of ['0% 0% 50% 100%', '0px 0px 160px 240px']) {
@@ -482,6 +506,19 @@ describe('shadows', () => {
     expect(notCar.right).toBeGreaterThan(245);
     await expectError(await post({ image_file: blob(fx.bytes), shadow_type: 'neon' }), 400, 'invalid_parameter');
     await expectError(await post({ image_file: blob(fx.bytes), shadow_type: 'drop', shadow_opacity: '150' }), 400, 'invalid_parameter');
+  }, 60_000);
+
+  it('JSON bodies take per-type shadows as objects: {"shadow_type":{"car":"car"},"shadow_opacity":{"car":90}}', async () => {
+    const res = await fetch(`${s.url}/v1.0/removebg`, {
+      method: 'POST',
+      headers: { ...KEY, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ image_file_b64: fx.bytes.toString('base64'), type: 'car', format: 'jpg', shadow_type: { car: 'car' }, shadow_opacity: { car: 90 } }),
+    });
+    const img = await decodeRgba(await ok(res));
+    const plain = await decodeRgba(await ok(await post({ image_file: blob(fx.bytes), format: 'jpg' })));
+    let darker = 0;
+    for (let i = 0; i < img.data.length; i += 4) if (img.data[i]! < plain.data[i]! - 30) darker++;
+    expect(darker).toBeGreaterThan(100);
   }, 60_000);
 
   it('the zip carries the shadow in its matte', async () => {
