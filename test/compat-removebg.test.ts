@@ -616,6 +616,14 @@ describe('errors', () => {
     await expectError(await post({ image_file: blob(fx.bytes), channels: 'rgb' }), 400, 'invalid_parameter');
   }, 60_000);
 
+  it('405 for a wrong method on remove.bg paths, 404 for unknown paths under /compat/removebg/, both in the errors envelope', async () => {
+    const get = await fetch(`${s.url}/v1.0/removebg`, { headers: KEY });
+    await expectError(get, 405, 'method_not_allowed');
+    expect(get.headers.get('allow')).toBe('POST');
+    await expectError(await fetch(`${s.url}/v1.0/account`, { method: 'POST', headers: KEY }), 405, 'method_not_allowed');
+    await expectError(await fetch(`${s.url}/compat/removebg/v1.0/nothing`, { headers: KEY }), 404, 'not_found');
+  });
+
   it('400 unknown_foreground when nothing is left to cut out, with the credits given back', async () => {
     const tiny = await addKey('Tiny');
     const res = await post({ image_file: blob(fx.bytes), roi: '0px 0px 4px 4px', size: 'full' }, tiny);

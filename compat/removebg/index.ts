@@ -174,5 +174,18 @@ export const removebg: CompatAdapter = {
     };
     app.post('/v1.0/improve', improve);
     app.post('/v1.0/improve/', improve);
+
+    // Wrong methods on remove.bg's paths answer 405 in remove.bg's envelope rather than the native 404.
+    const wrongMethod = (allowed: string) => (c: Context<AppEnv>) => {
+      throw new GatewayError('method_not_allowed', { message: `${c.req.method} is not allowed here; use ${allowed}.`, headers: { Allow: allowed } });
+    };
+    for (const p of ['/v1.0/removebg', '/v1.0/improve']) app.on(['GET', 'PUT', 'PATCH', 'DELETE'], p, wrongMethod('POST'));
+    app.on(['POST', 'PUT', 'PATCH', 'DELETE'], '/v1.0/account', wrongMethod('GET'));
+  },
+  prefixedRoutes(app: Hono<AppEnv>) {
+    // Under /compat/removebg/ every unknown path is ours to answer, in remove.bg's envelope.
+    app.all('*', (c) => {
+      throw new GatewayError('not_found', { message: `No route for ${c.req.method} ${c.req.path}.` });
+    });
   },
 };
