@@ -163,7 +163,7 @@ describe('the documented curl example, pointed at localhost', () => {
 });
 
 describe('request shapes real clients send', () => {
-  it('CLI shape: image_file last, empty-string fields, no User-Agent, chunked without Content-Length', async () => {
+  it('Go client shape: image_file last, empty-string fields, no User-Agent, chunked without Content-Length', async () => {
     const { body, type } = handMultipart([
       ['size', ''],
       ['type', ''],
@@ -196,6 +196,62 @@ describe('request shapes real clients send', () => {
     const res = await rawRequest('/v1.0/removebg', { 'X-API-Key': TEST_KEY, 'Content-Type': type }, body, false);
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('image/png');
+  }, 60_000);
+
+  it('official Node CLI: image_file first, then size=auto, format=zip, type=auto (superagent multipart)', async () => {
+    const { body, type } = handMultipart([
+      ['image_file', { bytes: fx.bytes, filename: 'plate.jpg', type: 'image/jpeg' }],
+      ['size', 'auto'],
+      ['format', 'zip'],
+      ['type', 'auto'],
+    ]);
+    const res = await rawRequest('/v1.0/removebg', { 'X-Api-Key': TEST_KEY, 'User-Agent': 'remove-bg-cli/2.0', 'Content-Type': type }, body, false);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/zip');
+    expect(Object.keys(unzipSync(res.body)).sort()).toEqual(['alpha.png', 'color.jpg']);
+  }, 60_000);
+
+  it('Python removebg (brilam): its full default field set, multipart for files and url-encoded for base64', async () => {
+    const defaults = {
+      size: 'regular',
+      type: 'auto',
+      type_level: 'none',
+      format: 'auto',
+      roi: '0 0 100% 100%',
+      crop: 'false',
+      scale: 'original',
+      position: 'original',
+      channels: 'rgba',
+      add_shadow: 'false',
+      semitransparency: 'true',
+    };
+    const file = await post({ image_file: blob(fx.bytes), ...defaults });
+    const img = await decodeRgba(await ok(file));
+    expect(file.headers.get('content-type')).toBe('image/png');
+    expect(file.headers.get('x-type')).toBeNull();
+    expect(file.headers.get('x-credits-charged')).toBe('0.25');
+    expect(iou(alphaOf(img.data), fx.mask)).toBeGreaterThan(0.9);
+    const b64 = await fetch(`${s.url}/v1.0/removebg`, {
+      method: 'POST',
+      headers: { 'X-Api-Key': TEST_KEY, 'Content-Type': 'application/x-www-form-urlencoded', 'User-Agent': 'python-requests/2.32.3' },
+      body: new URLSearchParams({ ...defaults, crop: 'true', crop_margin: '10px', bg_color: 'green', image_file_b64: fx.bytes.toString('base64') }).toString(),
+    });
+    expect(b64.headers.get('content-type')).toBe('image/jpeg');
+    await ok(b64);
+    expect(Number(b64.headers.get('x-width'))).toBeLessThan(320);
+  }, 60_000);
+
+  it('Ruby gem: multipart image_file with size=auto and format=zip (save_bandwidth upgrade of png)', async () => {
+    const fd = new FormData();
+    fd.append('size', 'auto');
+    fd.append('format', 'zip');
+    fd.append('image_file', blob(fx.bytes), 'image.jpg');
+    const res = await fetch(`${s.url}/v1.0/removebg`, { method: 'POST', headers: { 'X-Api-Key': TEST_KEY, 'User-Agent': 'remove-bg-ruby-2.0.0' }, body: fd });
+    expect(res.headers.get('content-type')).toBe('application/zip');
+    const files = unzipSync(await ok(res));
+    const [c, a] = await Promise.all([sharp(files['color.jpg']!).metadata(), sharp(files['alpha.png']!).metadata()]);
+    expect([c.width, c.height]).toEqual([a.width, a.height]);
+    expect(res.headers.get('x-type')).toBe('other');
   }, 60_000);
 
   it('npm remove.bg: JSON body with image_file_b64, Accept: application/json → {"data":{…}} plus the X-* headers', async () => {
