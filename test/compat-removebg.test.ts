@@ -290,6 +290,16 @@ describe('request shapes real clients send', () => {
     expect(Object.keys(((await res.json()) as { data: object }).data)).toContain('result_b64');
   }, 60_000);
 
+  it('accepts a base64 image under image_file in a JSON body (seen in drop-in servers\' examples)', async () => {
+    const res = await fetch(`${s.url}/v1.0/removebg`, {
+      method: 'POST',
+      headers: { ...KEY, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ image_file: `data:image/jpeg;base64,${fx.bytes.toString('base64')}`, format: 'jpg' }),
+    });
+    expect(res.headers.get('content-type')).toBe('image/jpeg');
+    await ok(res);
+  }, 60_000);
+
   it('JSON body with image_url and JSON booleans/numbers (crop: false, shadow_opacity: 50)', async () => {
     const res = await fetch(`${s.url}/v1.0/removebg`, {
       method: 'POST',

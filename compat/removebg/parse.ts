@@ -68,7 +68,7 @@ const AUTO_SHADOW: Record<string, ShadowKind> = { car: 'car', product: 'drop', p
 const SHADOWS: Record<ShadowKind, NonNullable<RemovalJobInput['shadow']>> = {
   drop: { offsetX: 0.025, offsetY: 0.035, blur: 0.02, squash: 1 },
   car: { offsetX: 0, offsetY: 0.02, blur: 0.02, squash: 0.1 },
-  '3D': { offsetX: 0.04, offsetY: 0.005, blur: 0.03, squash: 0.3 },
+  '3D': { offsetX: 0.12, offsetY: 0, blur: 0.03, squash: 0.3 },
 };
 
 /** The subject-type key for per-type fields (`shadow_type[car]`), from the requested type. */
@@ -127,6 +127,9 @@ function readSource(body: ParsedBody, maxBytes: number): JobSource {
   const found: { field: string; source: JobSource }[] = [];
   const file = body.files.get('image_file');
   if (file) found.push({ field: 'image_file', source: { kind: 'bytes', bytes: file.bytes, ...(file.filename ? { filename: file.filename } : {}) } });
+  // Not documented: some clients put the base64 string under image_file in JSON or form bodies.
+  const fileText = file ? undefined : body.fields.get('image_file');
+  if (fileText) found.push({ field: 'image_file', source: { kind: 'bytes', bytes: decodeBase64Image(fileText, 'image_file', maxBytes) } });
   const b64 = body.fields.get('image_file_b64');
   if (b64) found.push({ field: 'image_file_b64', source: { kind: 'bytes', bytes: decodeBase64Image(b64, 'image_file_b64', maxBytes) } });
   const url = body.fields.get('image_url')?.trim();
