@@ -10,6 +10,8 @@ import path from 'node:path';
 import { unzipSync } from 'fflate';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { foregroundOf } from '../compat/removebg/index.js';
+import { makeJob, type RemovalResult } from '../src/job.js';
 import { keyRecord } from '../src/keys.js';
 import { subjectBox } from '../src/pipeline/compose.js';
 import { outputSize } from '../src/pipeline/sizes.js';
@@ -177,7 +179,8 @@ describe('request shapes real clients send', () => {
       ['channels', ''],
       ['format', 'zip'],
       ['image_url', ''],
-      ['image_file', { bytes: fx.bytes, filename: 'photo.jpg', type: 'image/jpeg' }],
+      // Go's multipart.CreateFormFile labels every file application/octet-stream.
+      ['image_file', { bytes: fx.bytes, filename: 'photo.jpg', type: 'application/octet-stream' }],
     ]);
     const res = await rawRequest('/v1.0/removebg', { 'x-api-key': TEST_KEY, 'Content-Type': type }, body, true);
     expect(res.status, res.body.toString().slice(0, 300)).toBe(200);
@@ -453,6 +456,16 @@ describe('size caps', () => {
     expect(png.width * png.height).toBeGreaterThan(9_990_000);
     expect(outputSize(8000, 6000, { size: 'full', maxPixels: 50_000_000 }, 100_000_000)).toMatchObject({ width: 8000, height: 6000, scale: 1 });
     expect(outputSize(300, 200, { size: 'full', maxPixels: 10_000_000 }, 100_000_000)).toMatchObject({ width: 300, height: 200, scale: 1 });
+  });
+});
+
+describe('foreground coordinates', () => {
+  it('are in result pixels, but relative to the input when the input exceeds 25 MP', () => {
+    const job = makeJob({ source: { kind: 'bytes', bytes: new Uint8Array(1) } });
+    const result = (input: [number, number], size: [number, number]) =>
+      ({ width: size[0], height: size[1], input: { width: input[0], height: input[1], type: 'jpeg' }, foreground: { left: 10, top: 20, width: 100, height: 50 } }) as unknown as RemovalResult;
+    expect(foregroundOf(result([4000, 3000], [577, 433]), job)).toEqual({ left: 10, top: 20, width: 100, height: 50 });
+    expect(foregroundOf(result([8000, 6000], [4000, 3000]), job)).toEqual({ left: 20, top: 40, width: 200, height: 100 });
   });
 });
 

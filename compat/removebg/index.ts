@@ -74,7 +74,7 @@ function renderRemoveBgError(err: GatewayError, c: Context<AppEnv>): Response {
 }
 
 /** X-Foreground-* are in result pixels, except "relative to the input when it exceeds the limit (> 25 MP)". */
-function foregroundOf(result: RemovalResult, job: RemovalJob) {
+export function foregroundOf(result: RemovalResult, job: RemovalJob) {
   const fg = result.foreground;
   const big = result.input.width * result.input.height > 25_000_000 && result.width < result.input.width;
   if (!big || job.crop || job.layout) return fg;
