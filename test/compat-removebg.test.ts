@@ -695,6 +695,17 @@ describe('errors', () => {
     await expectError(await post({ image_file: blob(fx.bytes), channels: 'rgb' }), 400, 'invalid_parameter');
   }, 60_000);
 
+  it('5xx in the same envelope: 503 unknown_error with Retry-After while shutting down', async () => {
+    s.gw.state.shuttingDown = true;
+    try {
+      const res = await post({ image_file: blob(fx.bytes) });
+      await expectError(res, 503, 'unknown_error');
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    } finally {
+      s.gw.state.shuttingDown = false;
+    }
+  });
+
   it('405 for a wrong method on remove.bg paths, 404 for unknown paths under /compat/removebg/, both in the errors envelope', async () => {
     const get = await fetch(`${s.url}/v1.0/removebg`, { headers: KEY });
     await expectError(get, 405, 'method_not_allowed');

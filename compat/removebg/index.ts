@@ -57,7 +57,8 @@ function describe(err: GatewayError): RbError {
     case 'method_not_allowed':
       return { status: 405, code: 'method_not_allowed', title: 'Method not allowed' };
     default:
-      return { status: err.status, code: 'unknown_error', title: err.status >= 500 ? 'Internal error, please retry' : err.message };
+      // Busy, shutting down, timeout: the catalogue text says what to do; an internal fault says nothing more.
+      return { status: err.status, code: 'unknown_error', title: err.code === 'internal_error' || err.code === 'inference_failed' ? 'Internal error, please retry' : err.message };
   }
 }
 
