@@ -32,8 +32,19 @@ export const sourceSchema = z.discriminatedUnion('kind', [
 ]);
 export type JobSource = z.infer<typeof sourceSchema>;
 
-/** Margin around the cropped subject: pixels, or a fraction of the subject box's larger side. */
-const margin = z.object({ px: z.number().int().min(0).max(10_000).default(0), fraction: z.number().min(0).max(1).default(0) });
+/** One side's margin: pixels plus a fraction of the subject box's size along that side's axis. */
+const side = z.object({ px: z.number().int().min(0).max(10_000).default(0), fraction: z.number().min(0).max(1).default(0) });
+
+/**
+ * Margin around the cropped subject: pixels, or a fraction of the subject box's larger side; `sides` (remove.bg's
+ * 1/2/4-value crop_margin) replaces both with a margin per side, its fraction taken of the box's height for top and
+ * bottom and of its width for left and right.
+ */
+const margin = z.object({
+  px: z.number().int().min(0).max(10_000).default(0),
+  fraction: z.number().min(0).max(1).default(0),
+  sides: z.object({ top: side, right: side, bottom: side, left: side }).optional(),
+});
 
 /** A length in pixels of the oriented input, or a fraction of the input's width/height. */
 const length = z.union([z.object({ px: z.number().min(0).max(100_000) }), z.object({ fraction: z.number().min(0).max(1) })]);
@@ -49,6 +60,8 @@ export const jobSchema = z.object({
   /** Extra caps some dialects send as explicit dimensions; the result fits inside them without upscaling. */
   maxWidth: z.number().int().min(1).max(100_000).optional(),
   maxHeight: z.number().int().min(1).max(100_000).optional(),
+  /** A pixel-count cap below the size's own (remove.bg: full = 25 MP, PNG 10 MP); never upscales. */
+  maxPixels: z.number().int().min(1).optional(),
   crop: z.boolean().default(false),
   cropMargin: margin.default({ px: 0, fraction: 0 }),
   bgColor: rgba.optional(),

@@ -47,10 +47,12 @@ export function subjectBox(alpha: Uint8Array, width: number, height: number): Fo
 export function cropRect(box: ForegroundBox, width: number, height: number, margin: RemovalJob['cropMargin']): ForegroundBox {
   if (box.width === 0 || box.height === 0) return { left: 0, top: 0, width, height };
   const m = Math.round(margin.px + margin.fraction * Math.max(box.width, box.height));
-  const left = Math.max(0, box.left - m);
-  const top = Math.max(0, box.top - m);
-  const right = Math.min(width, box.left + box.width + m);
-  const bottom = Math.min(height, box.top + box.height + m);
+  const s = margin.sides;
+  const side = (v: { px: number; fraction: number }, along: number) => Math.round(v.px + v.fraction * along);
+  const left = Math.max(0, box.left - (s ? side(s.left, box.width) : m));
+  const top = Math.max(0, box.top - (s ? side(s.top, box.height) : m));
+  const right = Math.min(width, box.left + box.width + (s ? side(s.right, box.width) : m));
+  const bottom = Math.min(height, box.top + box.height + (s ? side(s.bottom, box.height) : m));
   return { left, top, width: right - left, height: bottom - top };
 }
 

@@ -31,7 +31,7 @@ interface Source {
 
 export async function decodeImage(
   bytes: Uint8Array,
-  job: Pick<RemovalJob, 'size' | 'maxWidth' | 'maxHeight'>,
+  job: Pick<RemovalJob, 'size' | 'maxWidth' | 'maxHeight'> & { maxPixels?: number | undefined },
   limits: DecodeLimits,
 ): Promise<DecodedImage> {
   const source = await openSource(bytes, limits);

@@ -90,6 +90,9 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   const encodeOptions: EncodeOptions = { ...deps.encode, ...(job.quality ? { quality: job.quality } : {}) };
   let out: Buffer;
   if (job.format === 'zip') {
+    // The zip's matte and colours carry the outline and shadow too: clients composite them back as one cut-out.
+    if (job.stroke) raster = addStroke(raster, job.stroke);
+    if (job.shadow) raster = await addShadow(raster, job.shadow);
     out = await encodeZip(raster, raster.alpha!, encodeOptions);
   } else if (job.channels === 'alpha') {
     out = await encodeRaster({ data: raster.alpha!, width: raster.width, height: raster.height, channels: 1 }, job.format, encodeOptions);

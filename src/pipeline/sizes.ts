@@ -11,11 +11,12 @@ export interface OutputSize {
 export function outputSize(
   width: number,
   height: number,
-  job: Pick<RemovalJob, 'size' | 'maxWidth' | 'maxHeight'>,
+  job: Pick<RemovalJob, 'size' | 'maxWidth' | 'maxHeight'> & { maxPixels?: number | undefined },
   maxOutputPixels: number,
 ): OutputSize {
   const cap = job.size === 'full' || job.size === 'auto' ? maxOutputPixels : Math.min(SIZE_PIXELS[job.size], maxOutputPixels);
-  let scale = Math.min(1, Math.sqrt(cap / (width * height)));
+  const pixels = job.maxPixels ? Math.min(cap, job.maxPixels) : cap;
+  let scale = Math.min(1, Math.sqrt(pixels / (width * height)));
   if (job.maxWidth) scale = Math.min(scale, job.maxWidth / width);
   if (job.maxHeight) scale = Math.min(scale, job.maxHeight / height);
   if (scale >= 1) return { width, height, scale: 1 };
