@@ -9,6 +9,7 @@ import sharp, { type Metadata } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { keyRecord } from '../src/keys.js';
 import { iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
+import { expectMatchesSpec } from './helpers/openapi.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
 
 const run = promisify(execFile);
@@ -70,6 +71,7 @@ function removebg(body: FormData | string, headers: Record<string, string> = KEY
 async function success(res: Response): Promise<Success> {
   expect(res.status, await res.clone().text()).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+  await expectMatchesSpec(res, 'picsartRemoveBackground');
   const body = (await res.json()) as Success;
   expect(Object.keys(body)).toEqual(['status', 'data']);
   expect(body.status).toBe('success');
@@ -94,8 +96,9 @@ async function cutout(fields: [string, string | Blob, string?][]): Promise<{ bod
 
 const alpha = (rgba: Buffer) => new Uint8Array(rgba.length / 4).map((_, i) => rgba[i * 4 + 3]!);
 
-async function expectError(res: Response, status: number, detail?: RegExp) {
+async function expectError(res: Response, status: number, detail?: RegExp, operationId = 'picsartRemoveBackground') {
   expect(res.status, await res.clone().text()).toBe(status);
+  await expectMatchesSpec(res, operationId);
   expect(res.headers.get('content-type')).toBe('application/json');
   expect(res.headers.get('x-picsart-correlation-id')).toMatch(/^req_/);
   const body = (await res.json()) as { message: string; detail: string; code?: number };
@@ -148,6 +151,7 @@ describe("Picsart's documented examples, pointed at localhost", () => {
     ]);
     const [json, code] = stdout.trim().split('\n');
     expect(code).toBe('200');
+    await expectMatchesSpec(new Response(json, { status: 200, headers: { 'content-type': 'application/json' } }), 'picsartRemoveBackground');
     const body = JSON.parse(json!) as Success;
     expect(body.status).toBe('success');
     expect(body.data.id).toMatch(/^[0-9a-f-]{36}\.png$/);
@@ -365,11 +369,11 @@ describe('result URLs', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     try {
       vi.setSystemTime(Date.now() + (TTL + 5) * 1000);
-      await expectError(await fetch(body.data.url), 404, /expired/);
+      await expectError(await fetch(body.data.url), 404, /expired/, 'picsartResult');
     } finally {
       vi.useRealTimers();
     }
-    await expectError(await fetch(`${s.url}/tools/1.0/results/not-an-id.png`), 404);
+    await expectError(await fetch(`${s.url}/tools/1.0/results/not-an-id.png`), 404, undefined, 'picsartResult');
   });
 });
 
@@ -380,6 +384,7 @@ describe('balance, headers and errors', () => {
     const h = { 'X-Picsart-API-Key': secret };
     const bal = await fetch(`${s.url}/tools/1.0/balance`, { headers: h });
     expect(bal.status).toBe(200);
+    await expectMatchesSpec(bal, 'picsartBalance');
     expect(await bal.json()).toEqual({ credits: 1 });
     expect(bal.headers.get('x-picsart-credit-available')).toBe('1');
     const ok = await removebg(form([['image', jpeg()]]), h);
@@ -404,9 +409,9 @@ describe('balance, headers and errors', () => {
   });
 
   it('401 without a key or with a wrong one, {code:401, message:"Unauthorized", detail}', async () => {
-    await expectError(await removebg(form([['image', jpeg()]]), { accept: 'application/json' }), 401);
+    await expectError(await removebg(form([['image', jpeg()]]), { accept: 'application/json' }), 401, /X-Picsart-API-Key/);
     await expectError(await removebg(form([['image', jpeg()]]), { 'X-Picsart-API-Key': 'wrong' }), 401);
-    await expectError(await fetch(`${s.url}/tools/1.0/balance`), 401);
+    await expectError(await fetch(`${s.url}/tools/1.0/balance`), 401, undefined, 'picsartBalance');
     // remove.bg's header is not Picsart's.
     await expectError(await removebg(form([['image', jpeg()]]), { 'X-Api-Key': TEST_KEY }), 401);
   });

@@ -79,8 +79,9 @@ function picsartHeaders(c: Context<AppEnv>, credits: number | undefined, extra: 
 function renderPicsartError(err: GatewayError, c: Context<AppEnv>): Response {
   const status = err.status;
   const message = REASONS[status] ?? 'Error';
+  const detail = err.code === 'missing_api_key' ? 'API key missing. Send it in the X-Picsart-API-Key header.' : err.message;
   // Picsart's 401 is the only error body that also carries the status as `code`.
-  const body = status === 401 ? { code: 401, message, detail: err.message } : { message, detail: err.message };
+  const body = status === 401 ? { code: 401, message, detail } : { message, detail };
   return new Response(JSON.stringify(body), {
     status,
     headers: { 'Content-Type': 'application/json', ...commonErrorHeaders(err, c), ...picsartHeaders(c, creditsSeen.get(c.req.raw), err.headers) },
