@@ -353,6 +353,13 @@ describe('outputs and effects', () => {
     const again = await cutout([['image_id', first.body.data.id], ['bg_color', '#00ff00'], ['format', 'JPG']]);
     expect([again.meta.width, again.meta.height]).toEqual([fx.width, fx.height]);
     expect(again.rgba[1]!).toBeGreaterThan(200); // the green background went in behind the reused cut-out
+    // The whole result URL works as an id too, and bg_image_id takes a result as the background.
+    const byUrl = await cutout([['image_id', first.body.data.url], ['format', 'PNG']]);
+    expect(byUrl.meta.channels).toBe(4);
+    const onBg = await cutout([['image', jpeg()], ['bg_image_id', again.body.data.id]]);
+    expect([onBg.meta.width, onBg.meta.height]).toEqual([fx.width, fx.height]);
+    expect(onBg.rgba[1]!).toBeGreaterThan(200); // the green of the earlier result now fills the corners
+    expect(onBg.rgba[3]!).toBe(255);
     const other = 'bge_live_picsart_other_owner_key_000000';
     await s.gw.stores.keys.add(keyRecord(other, {}, { plan: 'Business' }));
     await expectError(await removebg(form([['image_id', first.body.data.id]]), { 'X-Picsart-API-Key': other }), 404, /image_id/);
