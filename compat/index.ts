@@ -2,8 +2,9 @@
 // Every vendor adapter, in mount order. Each answers on its upstream paths and under /compat/<name>/.
 import { effects } from './effects/index.js';
 import { eyeq } from './eyeq/index.js';
+import { picsart } from './picsart/index.js';
 import { removebg } from './removebg/index.js';
 import { segmind } from './segmind/index.js';
 import type { CompatAdapter } from './types.js';
 
-export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind, effects, eyeq, removebg];
+export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind, effects, eyeq, removebg, picsart];

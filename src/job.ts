@@ -89,6 +89,8 @@ export const jobSchema = z.object({
       scale: z.number().min(0.01).max(10).optional(),
       mode: z.enum(['fit', 'fill']).default('fit'),
       position: z.object({ x: z.number().min(0).max(1), y: z.number().min(0).max(1) }).optional(),
+      /** What is scaled and placed: the subject's box (default), or the whole cut-out image (Picsart's fit/fill). */
+      frame: z.enum(['subject', 'image']).default('subject'),
     })
     .optional(),
   /** Outline around the subject, `width` output pixels wide. */

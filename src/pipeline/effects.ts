@@ -46,23 +46,25 @@ export async function layoutSubject(r: Raster, layout: NonNullable<RemovalJob['l
   const box = subjectBox(r.alpha!, r.width, r.height);
   if (box.width === 0) return { raster: blankCanvas(r, width, height), foreground: { left: 0, top: 0, width: 0, height: 0 } };
 
+  // The frame is what gets scaled and placed: the subject's box, or the whole cut-out (transparent margins too).
+  const frame = layout.frame === 'image' ? { left: 0, top: 0, width: r.width, height: r.height } : box;
   let k = 1;
   if (layout.scale !== undefined) {
-    const fx = (width * layout.scale) / box.width;
-    const fy = (height * layout.scale) / box.height;
+    const fx = (width * layout.scale) / frame.width;
+    const fy = (height * layout.scale) / frame.height;
     k = layout.mode === 'fill' ? Math.max(fx, fy) : Math.min(fx, fy);
   }
-  const w = Math.max(1, Math.round(box.width * k));
-  const h = Math.max(1, Math.round(box.height * k));
+  const w = Math.max(1, Math.round(frame.width * k));
+  const h = Math.max(1, Math.round(frame.height * k));
   // No position means "where it was", scaled with the canvas when the canvas size changes.
   const left = layout.position
     ? Math.round((width - w) * layout.position.x)
-    : Math.round(box.left * (width / r.width) + (box.width * (width / r.width) - w) / 2);
+    : Math.round(frame.left * (width / r.width) + (frame.width * (width / r.width) - w) / 2);
   const top = layout.position
     ? Math.round((height - h) * layout.position.y)
-    : Math.round(box.top * (height / r.height) + (box.height * (height / r.height) - h) / 2);
+    : Math.round(frame.top * (height / r.height) + (frame.height * (height / r.height) - h) / 2);
 
-  const subject = await resizedSubject(r, box, w, h);
+  const subject = await resizedSubject(r, frame, w, h);
   const out = blankCanvas(r, width, height);
   const channels = r.channels;
   // Copy with clipping: a scaled or positioned subject may hang over the canvas edge.

@@ -142,7 +142,11 @@ async function maskFor(
 }
 
 async function applyBackground(r: Raster, job: RemovalJob, deps: PipelineDeps): Promise<Raster> {
-  if (job.bgImage) return flattenOnRaster(r, await backgroundImage(job.bgImage, r.width, r.height, deps.limits.maxInputPixels));
+  if (job.bgImage) {
+    const bg = await backgroundImage(job.bgImage, r.width, r.height, deps.limits.maxInputPixels);
+    // bgBlur with a background image blurs that image (Picsart's bg_blur with bg_image); alone it blurs the original.
+    return flattenOnRaster(r, job.bgBlur ? await blurredOriginal({ data: bg, width: r.width, height: r.height, channels: 3 }, job.bgBlur) : bg);
+  }
   if (job.bgBlur) return flattenOnRaster(r, await blurredOriginal(r, job.bgBlur));
   const opaque = OPAQUE_FORMATS.has(job.format);
   if (job.bgColor) {
