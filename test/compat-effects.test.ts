@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alphaOf, decodeRgba, iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
+import { expectMatchesSpec } from './helpers/openapi.js';
 
 let s: TestServer;
 let fx: Fixture;
@@ -59,9 +60,10 @@ function follow(jobId: string): Promise<{ events: Record<string, unknown>[]; fin
 async function runPhase1(settings?: Record<string, unknown>, extra?: Record<string, string | Blob>): Promise<Complete> {
   const res = await phase1(settings, extra);
   expect(res.status, await res.clone().text()).toBe(202);
-  const body = (await res.json()) as { jobId: string; async: boolean };
+  const body = (await expectMatchesSpec(res, 'effectsPhase1')) as { jobId: string; async: boolean };
   expect(body.async).toBe(true);
   const { final } = await follow(body.jobId);
+  await expectMatchesSpec(await fetch(`${s.url}/api/v1/jobs/${body.jobId}`), 'effectsJob');
   expect(final.phase, JSON.stringify(final)).toBe('complete');
   return final as unknown as Complete;
 }

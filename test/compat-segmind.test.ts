@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeJobRecord } from '../src/jobs/runner.js';
 import { fingerprintOf, hashKey, keyRecord } from '../src/keys.js';
 import { iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
+import { expectMatchesSpec } from './helpers/openapi.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
 
 let s: TestServer;
@@ -134,17 +135,17 @@ describe('async v2 queue', () => {
     const fresh = await subjectFixture({ width: 600, height: 450 });
     const res = await post('/v2/background-eraser', { image: Buffer.from(fresh.bytes).toString('base64'), return_mask: false, invert_mask: false, grow_mask: 0, base64: false });
     expect(res.status).toBe(200);
-    const job = (await res.json()) as { request_id: string; status: string; status_url: string; response_url: string };
+    const job = (await expectMatchesSpec(res, 'segmindSubmit')) as { request_id: string; status: string; status_url: string; response_url: string };
     expect(job.request_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(job.status).toBe('QUEUED');
     expect(job.status_url).toBe(`${s.url}/v2/requests/${job.request_id}/status`);
     expect(job.response_url).toBe(`${s.url}/v2/requests/${job.request_id}`);
     const status = await poll(job.status_url);
     expect(status.status).toBe(200);
-    expect(((await status.json()) as { status: string }).status).toBe('COMPLETED');
+    expect(((await expectMatchesSpec(status, 'segmindStatus')) as { status: string }).status).toBe('COMPLETED');
     const result = await fetch(job.response_url, { headers: KEY });
     expect(result.status).toBe(200);
-    const body = (await result.json()) as { status: string; output: string; metrics: { inference_time: number; cost: number } };
+    const body = (await expectMatchesSpec(result, 'segmindResult')) as { status: string; output: string; metrics: { inference_time: number; cost: number } };
     expect(body.status).toBe('COMPLETED');
     expect(body.metrics.inference_time).toBeGreaterThan(0);
     expect(body.metrics.cost).toBe(1);
