@@ -12,6 +12,7 @@ import { CONTENT_TYPES, encodeRaster, encodeZip, OPAQUE_FORMATS, type EncodeOpti
 import { estimateForeground } from './foreground.js';
 import { inferMask, type LowResMask } from './infer.js';
 import { upsampleMask } from './matte.js';
+import { maskUncertainty } from './uncertainty.js';
 
 export interface PipelineDeps {
   engine: Engine;
@@ -84,6 +85,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
     credits: creditsFor(job),
     model,
     maskCached: cached,
+    uncertainty: maskUncertainty(mask.data, mask.size),
     timings,
   };
 }
