@@ -143,5 +143,7 @@ export interface RemovalResult {
   credits: number;
   model: string;
   maskCached: boolean;
+  /** 0 (model confident) … 1 (unsure), from the model's mask; see src/pipeline/uncertainty.ts. */
+  uncertainty?: number;
   timings: Record<string, number>;
 }

@@ -14,6 +14,7 @@ import { addShadow, addStroke, applyRoi, layoutSubject } from './effects.js';
 import { estimateForeground } from './foreground.js';
 import { inferMask, type LowResMask } from './infer.js';
 import { upsampleMask } from './matte.js';
+import { maskUncertainty } from './uncertainty.js';
 
 export interface PipelineDeps {
   engine: Engine;
@@ -116,6 +117,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
     credits: creditsFor(job),
     model,
     maskCached: cached,
+    uncertainty: maskUncertainty(mask.data, mask.size),
     timings,
   };
   if (cache) await putAnswer(cache, answer, result);
