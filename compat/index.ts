@@ -5,6 +5,7 @@ import { eyeq } from './eyeq/index.js';
 import { picsart } from './picsart/index.js';
 import { removebg } from './removebg/index.js';
 import { segmind } from './segmind/index.js';
+import { slazzer } from './slazzer/index.js';
 import type { CompatAdapter } from './types.js';
 
-export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind, effects, eyeq, removebg, picsart];
+export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind, effects, eyeq, removebg, picsart, slazzer];
