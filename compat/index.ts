@@ -7,6 +7,7 @@ import { photoroom } from './photoroom/index.js';
 import { picsart } from './picsart/index.js';
 import { removebg } from './removebg/index.js';
 import { segmind } from './segmind/index.js';
+import { slazzer } from './slazzer/index.js';
 import type { CompatAdapter } from './types.js';
 
-export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind, effects, eyeq, removebg, picsart, photoroom, clipdrop];
+export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind, effects, eyeq, removebg, picsart, photoroom, clipdrop, slazzer];
