@@ -100,6 +100,7 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
         engine,
         limits: { maxInputPixels: config.MAX_INPUT_PIXELS, maxOutputPixels: config.MAX_OUTPUT_PIXELS },
         encode: { pngCompressionLevel: config.PNG_COMPRESSION_LEVEL, pngAdaptiveFiltering: config.PNG_ADAPTIVE_FILTERING },
+        matteRefine: config.MATTE_REFINE,
         maskCache: stores.masks,
         fetchImage: createImageFetcher({
           maxBytes: config.URL_FETCH_MAX_BYTES,

@@ -53,6 +53,8 @@ export const envSchema = z.object({
   MAX_FIELD_BYTES: int(1).default(1 * MB),
   MAX_INPUT_PIXELS: int(1).default(100_000_000),
   MAX_OUTPUT_PIXELS: int(1).default(50_000_000),
+  /** Edge-aware matte refinement: off (plain bilinear stretch), fast, full, or auto (per output size). */
+  MATTE_REFINE: z.enum(['auto', 'off', 'fast', 'full']).default('off'),
   PNG_COMPRESSION_LEVEL: int(0, 9).default(2),
   PNG_ADAPTIVE_FILTERING: bool.default(false),
 

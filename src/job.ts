@@ -74,6 +74,8 @@ export const jobSchema = z.object({
   /** Keep soft, partly transparent alpha; false thresholds the matte to 0/255. */
   semitransparency: z.boolean().default(true),
   invertMask: z.boolean().default(false),
+  /** Edge-aware refinement of the upsampled matte (guided by the photo); absent: the server's MATTE_REFINE. */
+  refine: z.enum(['auto', 'off', 'fast', 'full']).optional(),
   /** Grow (>0) or shrink (<0) the matte by this many output pixels. */
   grow: z.number().int().min(-200).max(200).default(0),
   /** Region of interest (x1,y1 top-left; x2,y2 bottom-right) in input coordinates: subject outside it is removed. */

@@ -13,7 +13,7 @@ import { answerKey, getAnswer, putAnswer } from './answer-cache.js';
 import { addShadow, addStroke, applyRoi, layoutSubject } from './effects.js';
 import { estimateForeground } from './foreground.js';
 import { inferMask, type LowResMask } from './infer.js';
-import { upsampleMask } from './matte.js';
+import { upsampleMask, type RefineSetting } from './matte.js';
 import { maskUncertainty } from './uncertainty.js';
 
 export interface PipelineDeps {
@@ -23,6 +23,8 @@ export interface PipelineDeps {
   /** Fetches `image_url` sources (SSRF-checked); absent means URL sources are refused. */
   fetchImage?: (url: string, signal?: AbortSignal) => Promise<Uint8Array>;
   maskCache?: MaskCache;
+  /** Server default for matte refinement (config MATTE_REFINE); absent means `auto`. */
+  matteRefine?: RefineSetting;
 }
 
 const WHITE = { r: 255, g: 255, b: 255 };
@@ -68,7 +70,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
 
   const { mask, cached } = await maskFor(sourceHash, model, image, deps.engine, cache, signal);
   lap('infer');
-  const alpha = await upsampleMask(mask, image, job);
+  const alpha = await upsampleMask(mask, image, job, deps.matteRefine);
   if (job.roi) applyRoi(alpha, image.width, image.height, job.roi, image.input);
   lap('matte');
   await yieldToEventLoop();
