@@ -132,6 +132,11 @@ async function passthrough(bytes: Uint8Array, inputFormat: string | undefined, f
   return img.flatten({ background: '#ffffff' }).jpeg({ quality: 90 }).toBuffer();
 }
 
+/** sharp's messages name internal files; the client gets the pipeline's stable wording. */
+function undecodable(cause: unknown): never {
+  throw new GatewayError('invalid_image', { message: 'The image could not be decoded: the file is damaged or truncated.', cause });
+}
+
 async function successHeaders(c: Context<AppEnv>, gw: Gateway, consumed: number, contentType: string, length: number): Promise<Record<string, string>> {
   const balance = await creditBalance(gw, c.get('apiKey')!);
   return {
@@ -163,12 +168,12 @@ async function removeBackground(c: Context<AppEnv>, gw: Gateway): Promise<Respon
       });
     }
     if (facts.transparent && handling === 'return_input_if_non_opaque') {
-      const out = await passthrough(bytes, facts.format, format);
+      const out = await passthrough(bytes, facts.format, format).catch(undecodable);
       return new Response(out, { headers: await successHeaders(c, gw, 0, CONTENT_TYPES[format], out.byteLength) });
     }
     if (facts.hasAlpha && handling === 'discard_alpha_layer') {
       // Orientation is applied first because the re-encoded PNG carries no EXIF.
-      bytes = await sharp(bytes, { animated: false }).rotate().removeAlpha().png({ compressionLevel: 1 }).toBuffer();
+      bytes = await sharp(bytes, { animated: false }).rotate().removeAlpha().png({ compressionLevel: 1 }).toBuffer().catch(undecodable);
     }
   }
 
