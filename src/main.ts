@@ -5,6 +5,7 @@ import { createApp } from './app.js';
 import { createGateway } from './bootstrap.js';
 import { ConfigError } from './config.js';
 import { ModelSetupError } from './engine/engine.js';
+import { keepIdleConnections } from './http/keep-alive.js';
 
 async function main(): Promise<void> {
   const gw = await createGateway({ announceFirstKey: true });
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   });
   // Slow uploads on 30 MB images must not be cut by Node's 5-minute default, but idle sockets should go.
   server.setTimeout?.(0);
+  keepIdleConnections(server);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -5,6 +5,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { createApp } from '../../src/app.js';
 import { createGateway } from '../../src/bootstrap.js';
 import type { Gateway } from '../../src/gateway.js';
+import { keepIdleConnections } from '../../src/http/keep-alive.js';
 import type { Logger } from '../../src/log.js';
 
 export const TEST_KEY = 'bge_live_test_key_0123456789abcdefghij';
@@ -30,6 +31,7 @@ export async function startServer(env: Record<string, string> = {}, options: { l
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
   });
+  keepIdleConnections(server);
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
