@@ -191,6 +191,7 @@ async function ceiling(model: string, rounds: number): Promise<number> {
     provider: config.EXECUTION_PROVIDER,
     workers: config.INFERENCE_WORKERS,
     threads: config.INFERENCE_THREADS,
+    memArena: config.INFERENCE_MEM_ARENA,
   });
   try {
     const size = engine.spec().inputSize;

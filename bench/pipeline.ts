@@ -28,7 +28,7 @@ const time = async (fn: () => Promise<unknown>) => {
   return performance.now() - t;
 };
 
-const engine = await Engine.start({ modelsDir: config.MODELS_DIR, defaultModel: model, extraModels: [], provider: config.EXECUTION_PROVIDER, workers: 1, threads: config.INFERENCE_THREADS });
+const engine = await Engine.start({ modelsDir: config.MODELS_DIR, defaultModel: model, extraModels: [], provider: config.EXECUTION_PROVIDER, workers: 1, threads: config.INFERENCE_THREADS, memArena: config.INFERENCE_MEM_ARENA });
 const deps: PipelineDeps = {
   engine,
   limits: { maxInputPixels: config.MAX_INPUT_PIXELS, maxOutputPixels: config.MAX_OUTPUT_PIXELS },

@@ -81,6 +81,7 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
       provider: config.EXECUTION_PROVIDER,
       workers: config.INFERENCE_WORKERS,
       threads: config.INFERENCE_THREADS,
+      memArena: config.INFERENCE_MEM_ARENA,
       batch: config.INFERENCE_BATCH,
       batchWaitMs: config.INFERENCE_BATCH_WAIT_MS,
     });

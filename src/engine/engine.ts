@@ -13,6 +13,8 @@ export interface EngineOptions {
   provider: ProviderChoice;
   workers: number;
   threads: number;
+  /** ORT's CPU memory arena (INFERENCE_MEM_ARENA); off keeps RSS near the model's own size. */
+  memArena?: boolean;
   /** Micro-batch size per run: 'auto' = up to 8 on CUDA, none on CPU. */
   batch?: number | 'auto';
   batchWaitMs?: number;
@@ -68,6 +70,7 @@ export class Engine {
             provider: options.provider,
             workers: options.workers,
             threads: options.threads,
+            memArena: options.memArena ?? false,
             batch: options.batch ?? 'auto',
             batchWaitMs: options.batchWaitMs ?? 4,
             ...(options.onInference ? { onInference: options.onInference } : {}),

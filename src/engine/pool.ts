@@ -49,6 +49,7 @@ export interface PoolOptions {
   provider: ProviderChoice;
   workers: number;
   threads: number;
+  memArena?: boolean;
   /** Micro-batch size: a number, or 'auto' (batches of up to 8 on CUDA, none on CPU). */
   batch?: number | 'auto';
   /** How long the oldest waiting image may wait for others to fill a batch. */
@@ -159,6 +160,7 @@ export class ModelPool {
       spec: this.spec,
       provider: this.options.provider,
       threads: this.options.threads,
+      memArena: this.options.memArena ?? false,
       batch: this.options.batch ?? 'auto',
     };
     const worker = startWorker(init);

@@ -11,6 +11,8 @@ export interface WorkerInit {
   provider: ProviderChoice;
   /** ORT intra-op threads; 0 lets ORT choose. */
   threads: number;
+  /** ORT's CPU memory arena: faster first allocations, but it keeps the peak of every run's buffers for good. */
+  memArena: boolean;
   /** Largest micro-batch; 'auto' batches only on CUDA (8), never on CPU where it buys nothing. */
   batch: number | 'auto';
 }

@@ -22,6 +22,7 @@ function sessionOptions(provider: Provider): ort.InferenceSession.SessionOptions
     // 'sequential' is 1.65–1.9× faster than 'parallel' on these graphs (little branch parallelism).
     executionMode: 'sequential',
     ...(init.threads > 0 ? { intraOpNumThreads: init.threads, interOpNumThreads: 1 } : {}),
+    enableCpuMemArena: init.memArena,
     // Spinning threads fight the sharp work running beside inference; turning it off costs nothing measurable.
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };

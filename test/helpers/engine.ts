@@ -13,6 +13,7 @@ export async function startPipeline(overrides: Partial<PipelineDeps> = {}): Prom
     provider: 'cpu',
     workers: 1,
     threads: config.INFERENCE_THREADS,
+    memArena: config.INFERENCE_MEM_ARENA,
   });
   return {
     engine,
