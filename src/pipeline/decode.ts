@@ -21,22 +21,30 @@ export interface DecodedImage {
   input: { width: number; height: number; type: ImageType };
 }
 
-interface Source {
+/** An upload whose header has been read and checked: type, upright size, and a way to start decoding it. */
+export interface OpenedImage {
   type: ImageType;
+  /** Upright (EXIF-oriented) dimensions. */
   width: number;
   height: number;
-  /** Either sharp input or raw pixels already decoded in JS. */
+  hasAlpha: boolean;
+  /** A fresh sharp pipeline over the upload (EXIF rotation applied), or over raw pixels already decoded in JS. */
   sharpInput: () => Sharp;
 }
 
+/** Reads the header only: sniffs the type, checks the pixel limit. Cheap, so both decodes can start from it at once. */
+export async function openImage(bytes: Uint8Array, limits: DecodeLimits): Promise<OpenedImage> {
+  const source = await openSource(bytes, limits);
+  if (source.width * source.height > limits.maxInputPixels) throw tooManyPixels(source.width, source.height, limits.maxInputPixels);
+  return source;
+}
+
 export async function decodeImage(
-  bytes: Uint8Array,
+  bytes: Uint8Array | OpenedImage,
   job: Pick<RemovalJob, 'size' | 'maxWidth' | 'maxHeight'> & { maxPixels?: number | undefined },
   limits: DecodeLimits,
 ): Promise<DecodedImage> {
-  const source = await openSource(bytes, limits);
-  const pixels = source.width * source.height;
-  if (pixels > limits.maxInputPixels) throw tooManyPixels(source.width, source.height, limits.maxInputPixels);
+  const source = bytes instanceof Uint8Array ? await openImage(bytes, limits) : bytes;
   const out = outputSize(source.width, source.height, job, limits.maxOutputPixels);
   let img = source.sharpInput();
   if (out.scale < 1) img = img.resize(out.width, out.height, { fit: 'fill', kernel: 'lanczos3' });
@@ -62,7 +70,25 @@ export async function decodeImage(
   }
 }
 
-async function openSource(bytes: Uint8Array, limits: DecodeLimits): Promise<Source> {
+/**
+ * The model's square RGB input, straight from the upload: for a large JPEG libvips decodes at 1/2–1/8 scale
+ * (shrink-on-load), so this costs a fraction of a full decode and inference can start before the full-size
+ * pixels exist. Transparent areas become white, as the model should see them.
+ */
+export async function modelInput(source: OpenedImage, size: number, kernel: 'nearest' | 'linear' | 'cubic' | 'lanczos3'): Promise<Uint8Array> {
+  let img = source.sharpInput().resize(size, size, { fit: 'fill', kernel });
+  if (source.hasAlpha) img = img.flatten({ background: '#ffffff' });
+  try {
+    const { data, info } = await img.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels === 3) return data;
+    // Rare band layouts (grey left after toColourspace) are widened once.
+    return await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } }).toColourspace('srgb').removeAlpha().raw().toBuffer();
+  } catch (err) {
+    throw decodeFailure(err);
+  }
+}
+
+async function openSource(bytes: Uint8Array, limits: DecodeLimits): Promise<OpenedImage> {
   const type = sniffImageType(bytes);
   if (!type) {
     throw new GatewayError('invalid_image', { message: 'The file is not an image we can read (JPEG, PNG, WebP, AVIF, HEIF, TIFF, GIF or BMP).' });
@@ -79,6 +105,7 @@ async function openSource(bytes: Uint8Array, limits: DecodeLimits): Promise<Sour
       type,
       width: raw.width,
       height: raw.height,
+      hasAlpha: raw.channels === 4,
       sharpInput: () => sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } }),
     };
   }
@@ -101,6 +128,7 @@ async function openSource(bytes: Uint8Array, limits: DecodeLimits): Promise<Sour
     type,
     width: swap ? frameHeight : width,
     height,
+    hasAlpha: meta.hasAlpha ?? false,
     sharpInput: () => sharp(bytes, options).rotate(),
   };
 }

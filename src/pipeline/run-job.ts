@@ -7,7 +7,7 @@ import { GatewayError } from '../errors.js';
 import { creditsFor, type RemovalJob, type RemovalResult } from '../job.js';
 import type { MaskCache } from '../store/types.js';
 import { backgroundImage, blurredOriginal, cropRaster, cropRect, flattenOnColor, flattenOnRaster, overTranslucentColor, subjectBox, type Raster } from './compose.js';
-import { decodeImage, type DecodeLimits } from './decode.js';
+import { decodeImage, openImage, type DecodedImage, type DecodeLimits, type OpenedImage } from './decode.js';
 import { CONTENT_TYPES, encodeRaster, encodeZip, OPAQUE_FORMATS, type EncodeOptions } from './encode.js';
 import { answerKey, getAnswer, putAnswer } from './answer-cache.js';
 import { addShadow, addStroke, applyRoi, layoutSubject } from './effects.js';
@@ -65,11 +65,29 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
       return { ...hit, timings };
     }
   }
-  const image = await decodeImage(bytes, job, deps.limits);
-  lap('decode');
-
-  const { mask, cached } = await maskFor(sourceHash, model, image, deps.engine, cache, signal);
-  lap('infer');
+  const opened = await openImage(bytes, deps.limits);
+  lap('open');
+  // The full-size decode runs beside inference (whose input comes from the upload itself), so it is off the
+  // critical path; if either fails, the other is told to stop.
+  const sideBySide = new AbortController();
+  const stop = () => sideBySide.abort(signal?.reason);
+  signal?.addEventListener('abort', stop, { once: true });
+  const started = performance.now();
+  const took = () => Math.round((performance.now() - started) * 10) / 10;
+  let image: DecodedImage, mask: LowResMask, cached: boolean;
+  try {
+    [image, { mask, cached }] = await Promise.all([
+      decodeImage(opened, job, deps.limits).then((decoded) => ((timings.decode = took()), decoded)),
+      maskFor(sourceHash, model, opened, deps.engine, cache, sideBySide.signal).then((m) => ((timings.infer = took()), m)),
+    ]);
+  } catch (err) {
+    sideBySide.abort(err);
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+  mark = performance.now();
+  signal?.throwIfAborted();
   const alpha = await upsampleMask(mask, image, job, deps.matteRefine);
   if (job.roi) applyRoi(alpha, image.width, image.height, job.roi, image.input);
   lap('matte');
@@ -129,7 +147,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
 async function maskFor(
   sourceHash: string,
   model: string,
-  image: Awaited<ReturnType<typeof decodeImage>>,
+  image: OpenedImage,
   engine: Engine,
   cache: MaskCache | undefined,
   signal?: AbortSignal,
