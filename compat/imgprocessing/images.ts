@@ -47,9 +47,9 @@ export const CONTENT_TYPE: Record<ImageFormat, string> = { png: 'image/png', jpe
 const imageKey = (id: string) => `imgproc:image:${id}`;
 const publicKey = (id: string) => `imgproc:public:${id}`;
 
-/** Seconds left before `expiresAt`, at least 1 (stores refuse 0). */
+/** Whole seconds left before `expiresAt`, rounded down so a publication never outlives its image; at least 1 (stores refuse 0). */
 function remainingSeconds(expiresAt: number): number {
-  return Math.max(1, Math.ceil((expiresAt - Date.now()) / 1000));
+  return Math.max(1, Math.floor((expiresAt - Date.now()) / 1000));
 }
 
 export class ImageStore {
