@@ -3,6 +3,7 @@
 import { clipdrop } from './clipdrop/index.js';
 import { effects } from './effects/index.js';
 import { eyeq } from './eyeq/index.js';
+import { imgprocessing } from './imgprocessing/index.js';
 import { photoroom } from './photoroom/index.js';
 import { picsart } from './picsart/index.js';
 import { removebg } from './removebg/index.js';
@@ -10,4 +11,4 @@ import { segmind } from './segmind/index.js';
 import { slazzer } from './slazzer/index.js';
 import type { CompatAdapter } from './types.js';
 
-export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind, effects, eyeq, removebg, picsart, photoroom, clipdrop, slazzer];
+export const VENDOR_ADAPTERS: CompatAdapter[] = [segmind, effects, eyeq, removebg, picsart, photoroom, clipdrop, slazzer, imgprocessing];
