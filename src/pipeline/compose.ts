@@ -2,6 +2,7 @@
 // Alpha + colour → the picture to encode: crop to the subject, then flatten onto a colour or an image if asked.
 import sharp from 'sharp';
 import type { ForegroundBox, RemovalJob, Rgba } from '../job.js';
+import { inBands } from './slice.js';
 
 /** Alpha above this counts as subject when finding its box (ignores faint model noise). */
 const SUBJECT_ALPHA = 8;
@@ -17,30 +18,45 @@ export interface Raster {
 }
 
 export function subjectBox(alpha: Uint8Array, width: number, height: number): ForegroundBox {
+  const scan = boxScanner(alpha, width);
+  scan.rows(0, height);
+  return scan.box();
+}
+
+/** subjectBox over a full-resolution matte, in bands with the event loop let in between. */
+export async function subjectBoxSliced(alpha: Uint8Array, width: number, height: number): Promise<ForegroundBox> {
+  const scan = boxScanner(alpha, width);
+  await inBands(height, width, scan.rows);
+  return scan.box();
+}
+
+function boxScanner(alpha: Uint8Array, width: number) {
   let top = -1, bottom = -1, left = width, right = -1;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    let first = -1, last = -1;
-    for (let x = 0; x < width; x++) {
-      if (alpha[row + x]! > SUBJECT_ALPHA) {
-        first = x;
-        break;
+  const rows = (y0: number, y1: number) => {
+    for (let y = y0; y < y1; y++) {
+      const row = y * width;
+      let first = -1, last = -1;
+      for (let x = 0; x < width; x++) {
+        if (alpha[row + x]! > SUBJECT_ALPHA) {
+          first = x;
+          break;
+        }
       }
-    }
-    if (first < 0) continue;
-    for (let x = width - 1; x >= first; x--) {
-      if (alpha[row + x]! > SUBJECT_ALPHA) {
-        last = x;
-        break;
+      if (first < 0) continue;
+      for (let x = width - 1; x >= first; x--) {
+        if (alpha[row + x]! > SUBJECT_ALPHA) {
+          last = x;
+          break;
+        }
       }
+      if (top < 0) top = y;
+      bottom = y;
+      if (first < left) left = first;
+      if (last > right) right = last;
     }
-    if (top < 0) top = y;
-    bottom = y;
-    if (first < left) left = first;
-    if (last > right) right = last;
-  }
-  if (top < 0) return { left: 0, top: 0, width: 0, height: 0 };
-  return { left, top, width: right - left + 1, height: bottom - top + 1 };
+  };
+  const box = (): ForegroundBox => (top < 0 ? { left: 0, top: 0, width: 0, height: 0 } : { left, top, width: right - left + 1, height: bottom - top + 1 });
+  return { rows, box };
 }
 
 /** The crop rectangle: the subject box grown by the margin, clamped to the image; the whole image if no subject. */
@@ -85,70 +101,74 @@ export function cropRaster(r: Raster, rect: ForegroundBox): Raster {
  * most of a cut-out is one or the other, so only edge pixels pay for arithmetic.
  * Integer blend; `(x + 128) * 257 >> 16` is x / 255 rounded.
  */
-export function flattenOnColor(r: Raster, color: Pick<Rgba, 'r' | 'g' | 'b'>): Raster {
+export async function flattenOnColor(r: Raster, color: Pick<Rgba, 'r' | 'g' | 'b'>): Promise<Raster> {
   const alpha = r.alpha!;
-  const n = r.width * r.height;
   const src = r.data;
   const step = r.channels;
-  const out = step === 3 ? src : Buffer.allocUnsafe(n * 3);
+  const out = step === 3 ? src : Buffer.allocUnsafe(r.width * r.height * 3);
   const br = color.r, bg = color.g, bb = color.b;
   const pattern = Buffer.from([br, bg, bb]);
-  let p = 0;
-  while (p < n) {
-    const a = alpha[p]!;
-    if (a === 255 || a === 0) {
-      let end = p + 1;
-      while (end < n && alpha[end] === a) end++;
-      if (a === 0) out.fill(pattern, p * 3, end * 3);
-      else if (step !== 3) for (let q = p, i = p * step, o = p * 3; q < end; q++, i += step, o += 3) {
-        out[o] = src[i]!;
-        out[o + 1] = src[i + 1]!;
-        out[o + 2] = src[i + 2]!;
+  await inBands(r.height, r.width, (y0, y1) => {
+    const n = y1 * r.width;
+    let p = y0 * r.width;
+    while (p < n) {
+      const a = alpha[p]!;
+      if (a === 255 || a === 0) {
+        let end = p + 1;
+        while (end < n && alpha[end] === a) end++;
+        if (a === 0) out.fill(pattern, p * 3, end * 3);
+        else if (step !== 3) for (let q = p, i = p * step, o = p * 3; q < end; q++, i += step, o += 3) {
+          out[o] = src[i]!;
+          out[o + 1] = src[i + 1]!;
+          out[o + 2] = src[i + 2]!;
+        }
+        p = end;
+        continue;
       }
-      p = end;
-      continue;
+      const i = p * step, o = p * 3, ia = 255 - a;
+      out[o] = ((src[i]! * a + br * ia + 128) * 257) >> 16;
+      out[o + 1] = ((src[i + 1]! * a + bg * ia + 128) * 257) >> 16;
+      out[o + 2] = ((src[i + 2]! * a + bb * ia + 128) * 257) >> 16;
+      p++;
     }
-    const i = p * step, o = p * 3, ia = 255 - a;
-    out[o] = ((src[i]! * a + br * ia + 128) * 257) >> 16;
-    out[o + 1] = ((src[i + 1]! * a + bg * ia + 128) * 257) >> 16;
-    out[o + 2] = ((src[i + 2]! * a + bb * ia + 128) * 257) >> 16;
-    p++;
-  }
+  });
   return { data: out, width: r.width, height: r.height, channels: 3 };
 }
 
 /** Composites over a translucent colour: alpha stays, so the result still has 4 channels. */
-export function overTranslucentColor(r: Raster, color: Rgba): Raster {
+export async function overTranslucentColor(r: Raster, color: Rgba): Promise<Raster> {
   const alpha = r.alpha!;
-  const n = r.width * r.height;
-  const out = Buffer.allocUnsafe(n * 3);
-  const outAlpha = Buffer.allocUnsafe(n);
+  const out = Buffer.allocUnsafe(r.width * r.height * 3);
+  const outAlpha = Buffer.allocUnsafe(r.width * r.height);
   const A = color.alpha;
-  for (let p = 0, i = 0, o = 0; p < n; p++, i += r.channels, o += 3) {
-    const a = alpha[p]! / 255;
-    const oa = a + A * (1 - a);
-    outAlpha[p] = Math.round(oa * 255);
-    const wf = oa > 0 ? a / oa : 0;
-    const wb = 1 - wf;
-    out[o] = r.data[i]! * wf + color.r * wb;
-    out[o + 1] = r.data[i + 1]! * wf + color.g * wb;
-    out[o + 2] = r.data[i + 2]! * wf + color.b * wb;
-  }
+  await inBands(r.height, r.width, (y0, y1) => {
+    for (let p = y0 * r.width, i = p * r.channels, o = p * 3, end = y1 * r.width; p < end; p++, i += r.channels, o += 3) {
+      const a = alpha[p]! / 255;
+      const oa = a + A * (1 - a);
+      outAlpha[p] = Math.round(oa * 255);
+      const wf = oa > 0 ? a / oa : 0;
+      const wb = 1 - wf;
+      out[o] = r.data[i]! * wf + color.r * wb;
+      out[o + 1] = r.data[i + 1]! * wf + color.g * wb;
+      out[o + 2] = r.data[i + 2]! * wf + color.b * wb;
+    }
+  });
   return { data: out, width: r.width, height: r.height, channels: 3, alpha: outAlpha };
 }
 
 /** Flattens onto another picture of the same size (a background image, or the blurred original). */
-export function flattenOnRaster(r: Raster, bg: Buffer): Raster {
+export async function flattenOnRaster(r: Raster, bg: Buffer): Promise<Raster> {
   const alpha = r.alpha!;
-  const n = r.width * r.height;
-  const out = Buffer.allocUnsafe(n * 3);
-  for (let p = 0, i = 0, o = 0; p < n; p++, i += r.channels, o += 3) {
-    const a = alpha[p]!;
-    const ia = 255 - a;
-    out[o] = (r.data[i]! * a + bg[o]! * ia + 127) / 255;
-    out[o + 1] = (r.data[i + 1]! * a + bg[o + 1]! * ia + 127) / 255;
-    out[o + 2] = (r.data[i + 2]! * a + bg[o + 2]! * ia + 127) / 255;
-  }
+  const out = Buffer.allocUnsafe(r.width * r.height * 3);
+  await inBands(r.height, r.width, (y0, y1) => {
+    for (let p = y0 * r.width, i = p * r.channels, o = p * 3, end = y1 * r.width; p < end; p++, i += r.channels, o += 3) {
+      const a = alpha[p]!;
+      const ia = 255 - a;
+      out[o] = (r.data[i]! * a + bg[o]! * ia + 127) / 255;
+      out[o + 1] = (r.data[i + 1]! * a + bg[o + 1]! * ia + 127) / 255;
+      out[o + 2] = (r.data[i + 2]! * a + bg[o + 2]! * ia + 127) / 255;
+    }
+  });
   return { data: out, width: r.width, height: r.height, channels: 3 };
 }
 

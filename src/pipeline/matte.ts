@@ -5,8 +5,9 @@ import type { RemovalJob } from '../job.js';
 import type { DecodedImage } from './decode.js';
 import type { LowResMask } from './infer.js';
 import { morphAlpha } from './morph.js';
+import { inBands } from './slice.js';
 import { REFINE_PRESETS, refineMask, type RefineMode } from './refine.js';
-import { upsampleBilinear } from './upsample.js';
+import { upsampleBilinearSliced } from './upsample.js';
 
 export type MatteOptions = Pick<RemovalJob, 'invertMask' | 'grow' | 'semitransparency'> & { refine?: RemovalJob['refine'] };
 
@@ -41,20 +42,25 @@ export async function upsampleMask(mask: LowResMask, image: DecodedImage, option
   const mode = resolveRefine(options.refine, serverRefine, image.width, image.height);
   let alpha =
     mode === 'off'
-      ? upsampleBilinear(small, mask.size, mask.size, image.width, image.height)
+      ? await upsampleBilinearSliced(small, mask.size, mask.size, image.width, image.height)
       : await refineMask(small, mask.size, image, REFINE_PRESETS[mode]);
-  if (!options.semitransparency) for (let i = 0; i < alpha.length; i++) alpha[i] = alpha[i]! >= 128 ? 255 : 0;
+  if (!options.semitransparency) {
+    const a = alpha;
+    await inBands(image.height, image.width, (y0, y1) => {
+      for (let i = y0 * image.width, end = y1 * image.width; i < end; i++) a[i] = a[i]! >= 128 ? 255 : 0;
+    });
+  }
   if (options.grow !== 0) {
     const grown = morphAlpha(alpha, image.width, image.height, Math.abs(options.grow), options.grow > 0 ? 'dilate' : 'erode');
     alpha = Buffer.from(grown.buffer, grown.byteOffset, grown.byteLength);
   }
-  if (image.channels === 4) multiplyInputAlpha(alpha, image.data);
+  if (image.channels === 4) await multiplyInputAlpha(alpha, image.data, image.width, image.height);
   return alpha;
 }
 
 /** A pixel transparent in the upload stays transparent in the cut-out. */
-function multiplyInputAlpha(alpha: Buffer, rgba: Buffer): void {
-  for (let i = 0, j = 3; i < alpha.length; i++, j += 4) {
-    alpha[i] = (alpha[i]! * rgba[j]! + 127) / 255;
-  }
+async function multiplyInputAlpha(alpha: Buffer, rgba: Buffer, width: number, height: number): Promise<void> {
+  await inBands(height, width, (y0, y1) => {
+    for (let i = y0 * width, j = i * 4 + 3, end = y1 * width; i < end; i++, j += 4) alpha[i] = (alpha[i]! * rgba[j]! + 127) / 255;
+  });
 }

@@ -6,7 +6,7 @@ import type { Engine } from '../engine/engine.js';
 import { GatewayError } from '../errors.js';
 import { creditsFor, type RemovalJob, type RemovalResult } from '../job.js';
 import type { MaskCache } from '../store/types.js';
-import { backgroundImage, blurredOriginal, cropRaster, cropRect, flattenOnColor, flattenOnRaster, overTranslucentColor, subjectBox, type Raster } from './compose.js';
+import { backgroundImage, blurredOriginal, cropRaster, cropRect, flattenOnColor, flattenOnRaster, overTranslucentColor, subjectBoxSliced, type Raster } from './compose.js';
 import { decodeImage, openImage, type DecodedImage, type DecodeLimits, type OpenedImage } from './decode.js';
 import { CONTENT_TYPES, encodeRaster, encodeZip, OPAQUE_FORMATS, type EncodeOptions } from './encode.js';
 import { answerKey, getAnswer, putAnswer } from './answer-cache.js';
@@ -95,7 +95,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
 
   if (job.despill || job.foregroundEstimation) estimateForeground(image.data, image.channels, alpha, image.width, image.height);
   let raster: Raster = { data: image.data, width: image.width, height: image.height, channels: image.channels, alpha };
-  const fullBox = subjectBox(alpha, image.width, image.height);
+  const fullBox = await subjectBoxSliced(alpha, image.width, image.height);
   const rect = job.crop ? cropRect(fullBox, image.width, image.height, job.cropMargin) : { left: 0, top: 0, width: image.width, height: image.height };
   raster = cropRaster(raster, rect);
   const foreground = { left: fullBox.left - rect.left, top: fullBox.top - rect.top, width: fullBox.width, height: fullBox.height };
