@@ -9,7 +9,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyRecord } from '../src/keys.js';
-import { alphaOf, decodeRgba, iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
+import { alphaOf, decodeRgba, iou, rgbaAt, subjectFixture, type Fixture } from './helpers/fixtures.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
 
 let s: TestServer;
@@ -18,6 +18,7 @@ let big: Fixture;
 let images: Server;
 let imagesUrl: string;
 let blue: Buffer;
+let bands: Buffer;
 const KEY = { 'API-KEY': TEST_KEY };
 const P = '/v2.0/remove_image_background';
 
@@ -29,10 +30,21 @@ beforeAll(async () => {
   fx = await subjectFixture({ width: 320, height: 240 });
   big = await subjectFixture({ width: 800, height: 600 });
   blue = await sharp({ create: { width: 100, height: 80, channels: 3, background: { r: 0, g: 0, b: 255 } } }).png().toBuffer();
+  // Three vertical bands, red | blue | green, 67 + 66 + 67 px wide.
+  const band = Buffer.alloc(200 * 80 * 3);
+  for (let p = 0; p < 200 * 80; p++) {
+    const x = p % 200;
+    band[p * 3 + (x < 67 ? 0 : x < 133 ? 2 : 1)] = 255;
+  }
+  bands = await sharp(band, { raw: { width: 200, height: 80, channels: 3 } }).png().toBuffer();
   images = createServer((req, res) => {
     if (req.url === '/subject.jpg') {
       res.writeHead(200, { 'content-type': 'image/jpeg' });
       return res.end(fx.bytes);
+    }
+    if (req.url === '/bands.png') {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      return res.end(bands);
     }
     if (req.url === '/blue.png') {
       res.writeHead(200, { 'content-type': 'image/png' });
@@ -156,22 +168,46 @@ describe('Slazzer dialect', () => {
 
   it('bg_color_code composites an opaque colour behind the subject', async () => {
     const img = await decodeRgba(await ok(await post({ source_image_file: blob(fx.bytes), bg_color_code: '#00ff00' })));
-    const at = (x: number, y: number) => [...img.data.subarray((y * img.width + x) * img.channels, (y * img.width + x) * img.channels + 3)];
-    expect(at(2, 2)).toEqual([0, 255, 0]);
-    const c = at(fx.width / 2, Math.round(fx.height * 0.7));
-    expect(c[1]!).toBeLessThan(100);
-    if (img.channels === 4) expect(img.data[(2 * img.width + 2) * 4 + 3]).toBe(255);
+    expect(img.channels).toBe(3);
+    expect(rgbaAt(img, 2, 2)).toEqual([0, 255, 0, 255]);
+    // On the subject's body (dark red): the green must not show through.
+    const [r, g] = rgbaAt(img, fx.width / 2, fx.height * 0.7);
+    expect(g!).toBeLessThan(60);
+    expect(r!).toBeGreaterThan(g! + 30);
   }, 60_000);
 
-  // SKIPPED: background pixel read back as [255,255,0] instead of blue; not yet investigated (out of time).
-  it.skip('bg_image_url (fetched through the SSRF-safe fetcher) and bg_image_file become the background', async () => {
-    for (const extra of [{ bg_image_url: `${imagesUrl}/blue.png` }, { bg_image_file: blob(blue, 'image/png') }] as Record<string, string | Blob>[]) {
+  it('bg_image_url (fetched through the SSRF-safe fetcher) and bg_image_file become the background', async () => {
+    // bands is 200×80 (5:2) behind a 320×240 (4:3) output: cover-fit scales it ×3 to 600×240 and, centred, crops
+    // 140 px off each side, so red shows at x ≤ 60, blue at 61–258, green at x ≥ 259. A stretch would put the
+    // red/blue seam near x = 107; an uncentred crop would show no red at all.
+    const cases: [string, Record<string, string | Blob>][] = [
+      ['bg_image_url', { bg_image_url: `${imagesUrl}/bands.png` }],
+      ['bg_image_file', { bg_image_file: blob(bands, 'image/png') }],
+      ['bg_image_base64', { bg_image_base64: bands.toString('base64') }],
+    ];
+    for (const [name, extra] of cases) {
       const img = await decodeRgba(await ok(await post({ source_image_file: blob(fx.bytes), ...extra })));
-      const i = (2 * img.width + 2) * img.channels;
-      expect([img.data[i], img.data[i + 1], img.data[i + 2]], JSON.stringify(Object.keys(extra))).toEqual([0, 0, 255]);
+      expect([img.format, img.channels, img.width, img.height], name).toEqual(['png', 3, fx.width, fx.height]);
+      expect(rgbaAt(img, 2, 2), name).toEqual([255, 0, 0, 255]);
+      expect(rgbaAt(img, 50, 2), name).toEqual([255, 0, 0, 255]);
+      expect(rgbaAt(img, 70, 2), name).toEqual([0, 0, 255, 255]);
+      expect(rgbaAt(img, 250, 2), name).toEqual([0, 0, 255, 255]);
+      expect(rgbaAt(img, 270, 2), name).toEqual([0, 255, 0, 255]);
+      expect(rgbaAt(img, 317, 237), name).toEqual([0, 255, 0, 255]);
+      // The subject stays on top: its dark red body, not the blue band behind it.
+      const [r, , b] = rgbaAt(img, fx.width / 2, fx.height * 0.7);
+      expect(r!, name).toBeGreaterThan(b! + 30);
     }
+    // JPEG output carries the same background (within JPEG's error on flat colour).
+    const jpg = await post({ source_image_file: blob(fx.bytes), bg_image_file: blob(bands, 'image/png'), format: 'jpg' });
+    expect(jpg.headers.get('content-type')).toBe('image/jpeg');
+    const j = await decodeRgba(await ok(jpg));
+    const near = (got: number[], want: number[]) => want.every((v, k) => Math.abs(got[k]! - v) <= 12);
+    expect(near(rgbaAt(j, 20, 20), [255, 0, 0]), String(rgbaAt(j, 20, 20))).toBe(true);
+    expect(near(rgbaAt(j, 160, 20), [0, 0, 255]), String(rgbaAt(j, 160, 20))).toBe(true);
     await expectError(await post({ source_image_file: blob(fx.bytes), bg_image_url: `${imagesUrl}/missing.png` }), 400);
-  }, 60_000);
+    await expectError(await post({ source_image_file: blob(fx.bytes), bg_image_url: `${imagesUrl}/blue.png`, bg_color_code: 'fff' }), 400);
+  }, 90_000);
 
   it('preview caps the output at 0.25 MP; crop trims to the subject; format=jpg', async () => {
     const meta = await sharp(await ok(await post({ source_image_file: blob(big.bytes), preview: 'true' }))).metadata();
