@@ -134,6 +134,19 @@ describe('POST /remove-background/v1', () => {
     expect(iou(alphaOf((await decodeRgba(res.body)).data), fx.mask)).toBeGreaterThan(0.9);
   }, 60_000);
 
+  it('key header in any casing; JSON and url-encoded bodies get a 400 {"error"} naming image_file (multipart only)', async () => {
+    const res = await removeBg({ image_file: image() }, { 'X-API-KEY': TEST_KEY });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/png');
+    expect(iou(alphaOf((await decodeRgba(new Uint8Array(await res.arrayBuffer()))).data), fx.mask)).toBeGreaterThan(0.9);
+    // Both requests before any assertion: the first spec check compiles openapi.yaml for seconds, and a keep-alive
+    // socket left idle meanwhile may be closed by the server just as the client reuses it.
+    const json = await fetch(`${s.url}/remove-background/v1`, { method: 'POST', headers: { 'x-api-key': TEST_KEY, 'content-type': 'application/json' }, body: JSON.stringify({ image_url: 'https://example.com/car.jpg' }) });
+    const form = await fetch(`${s.url}/remove-background/v1`, { method: 'POST', headers: { 'x-api-key': TEST_KEY }, body: new URLSearchParams({ transparency_handling: 'discard_alpha_layer' }) });
+    await expectClipdropError(json, 400, /image_file/);
+    await expectClipdropError(form, 400, /image_file/);
+  }, 60_000);
+
   it('answers under /compat/clipdrop/ too', async () => {
     const res = await removeBg({ image_file: image() }, { 'x-api-key': TEST_KEY }, '/compat/clipdrop/remove-background/v1');
     expect(res.status).toBe(200);

@@ -16,6 +16,13 @@ async function backend(): Promise<OpenAPIBackend> {
   return api;
 }
 
+/**
+ * Compiled when the test file imports this helper, before its beforeAll starts a server: compiling the whole spec
+ * blocks the event loop for seconds on a busy machine, and if that happened between two requests, a keep-alive
+ * socket the server closed meanwhile would be reused (the client never saw the close) and fail with ECONNRESET/EPIPE.
+ */
+await backend();
+
 /** Asserts that a JSON response matches the operation's schema for its status. Returns the parsed body. */
 export async function expectMatchesSpec(res: Response, operationId: string): Promise<unknown> {
   const b = await backend();
