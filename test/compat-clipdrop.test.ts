@@ -199,6 +199,12 @@ describe('errors', () => {
     await expectClipdropError(await removeBg({ image_file: image() }, { 'x-api-key': 'wrong' }), 403, /invalid or revoked/i);
   });
 
+  it('403 for a key whose subscription is not active', async () => {
+    const secret = 'bge_live_clipdrop_canceled_key_00000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    await expectClipdropError(await removeBg({ image_file: image() }, { 'x-api-key': secret }), 403, /not active/);
+  });
+
   it('400 without image_file, for a file that is not an image, and over 25 MP', async () => {
     await expectClipdropError(await removeBg({ other: 'x' }), 400, /image_file/);
     await expectClipdropError(await removeBg({ image_file: new Blob([Buffer.from('this is not an image file at all')]) }), 400, /image/i);

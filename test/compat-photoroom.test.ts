@@ -273,6 +273,12 @@ describe('errors', () => {
     await expectPhotoroomError(await segment({ image_file: image() }, { 'x-api-key': 'not-a-key' }), 403, 'invalid_api_key');
   });
 
+  it('403 insufficient_permissions for a key whose subscription is not active', async () => {
+    const secret = 'bge_live_photoroom_canceled_key_0000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    await expectPhotoroomError(await segment({ image_file: image() }, { 'x-api-key': secret }), 403, 'insufficient_permissions');
+  });
+
   it('402 when credits are exhausted (detail says so)', async () => {
     expect((await segment({ image_file: image() }, { 'x-api-key': TINY })).status).toBe(200);
     const body = await expectPhotoroomError(await segment({ image_file: image() }, { 'x-api-key': TINY }), 402, 'insufficient_credits');

@@ -423,6 +423,13 @@ describe('balance, headers and errors', () => {
     await expectError(await removebg(form([['image', jpeg()]]), { 'X-Api-Key': TEST_KEY }), 401);
   });
 
+  it('403 {"message":"Forbidden","detail"} for a key whose subscription is not active', async () => {
+    const secret = 'bge_live_picsart_canceled_key_000000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    const body = await expectError(await removebg(form([['image', jpeg()]]), { 'X-Picsart-API-Key': secret }), 403, /not active/);
+    expect(body.message).toBe('Forbidden');
+  });
+
   it('429 with Retry-After and the rate-limit headers when the plan rate is used up', async () => {
     const secret = 'bge_live_picsart_slow_plan_key_00000000';
     await s.gw.stores.keys.add(keyRecord(secret, { plan: 'Slow' }, { plan: 'Business' }));

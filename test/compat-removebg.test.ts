@@ -694,6 +694,14 @@ describe('errors', () => {
     await expectError(await fetch(`${s.url}/v1.0/improve`, { method: 'POST' }), 403, 'auth_failed');
   });
 
+  it('403 auth_failed for a key whose subscription is not active', async () => {
+    const secret = 'bge_live_removebg_canceled_key_000000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    const e = await expectError(await post({ image_file: blob(fx.bytes) }, { 'X-Api-Key': secret }), 403, 'auth_failed');
+    expect(e.title).toBe('API Key not allowed');
+    await expectError(await fetch(`${s.url}/v1.0/account`, { headers: { 'X-Api-Key': secret } }), 403, 'auth_failed');
+  });
+
   it('402 insufficient_credits, and size=auto falls back to a preview when less than a credit is left', async () => {
     const broke = await addKey('Broke');
     await expectError(await post({ image_file: blob(fx.bytes) }, broke), 402, 'insufficient_credits');

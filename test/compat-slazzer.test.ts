@@ -336,6 +336,12 @@ describe('Slazzer dialect', () => {
     await expectError(await post({ source_image_file: blob(fx.bytes) }, { 'X-Api-Key': TEST_KEY }), 401, 'invalid api key');
   });
 
+  it('401 "invalid api key" for a key whose subscription is not active (Slazzer has no other auth answer)', async () => {
+    const secret = 'bge_live_slazzer_canceled_key_000000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    await expectError(await post({ source_image_file: blob(fx.bytes) }, { 'API-KEY': secret }), 401, 'invalid api key');
+  });
+
   it('402 when the plan has no credits left', async () => {
     await expectError(await post({ source_image_file: blob(fx.bytes) }, await addKey('Broke')), 402, 'No credits remaining');
   }, 60_000);
