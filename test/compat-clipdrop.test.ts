@@ -234,9 +234,12 @@ describe('errors', () => {
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   });
 
-  it('405 {"error"} for GET', async () => {
+  it('405 {"error"} for GET; 404 {"error"} for unknown paths under /compat/clipdrop/', async () => {
     const res = await fetch(`${s.url}/remove-background/v1`, { headers: { 'x-api-key': TEST_KEY } });
-    expect(res.status).toBe(405);
-    expect(Object.keys((await res.json()) as object)).toEqual(['error']);
+    await expectClipdropError(res, 405, /POST/);
+    expect(res.headers.get('allow')).toBe('POST');
+    const unknown = await fetch(`${s.url}/compat/clipdrop/cleanup/v1`, { method: 'POST', headers: { 'x-api-key': TEST_KEY } });
+    expect(unknown.status).toBe(404);
+    expect(typeof ((await unknown.json()) as { error: unknown }).error).toBe('string');
   });
 });

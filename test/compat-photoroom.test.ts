@@ -295,10 +295,13 @@ describe('errors', () => {
     expect(res.headers.get('x-ratelimit-remaining')).toBe('0');
   });
 
-  it('405 in the Photoroom shape for GET /v1/segment', async () => {
+  it('405 in the Photoroom shape for GET /v1/segment; 404 in it for unknown paths under /compat/photoroom/', async () => {
     const res = await fetch(`${s.url}/v1/segment`, { headers: { 'x-api-key': TEST_KEY } });
-    expect(res.status).toBe(405);
-    expect(((await res.json()) as { type: string }).type).toBe('method_not_allowed');
+    await expectPhotoroomError(res, 405, 'method_not_allowed');
+    expect(res.headers.get('allow')).toBe('POST');
+    const unknown = await fetch(`${s.url}/compat/photoroom/v1/nothing`, { method: 'POST', headers: { 'x-api-key': TEST_KEY } });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ status_code: 404, type: 'not_found' });
   });
 });
 
@@ -331,6 +334,17 @@ describe('account (under /compat/photoroom/ only)', () => {
       const bad = await get(p, 'nope');
       expect(bad.status).toBe(403);
       expect(((await bad.json()) as { error: { message: string } }).error.message.length).toBeGreaterThan(5);
+    }
+  });
+
+  it('405 {"error":{"message"}} with Allow: GET for other methods', async () => {
+    for (const p of ['/v1/account', '/v2/account']) {
+      const res = await fetch(`${s.url}/compat/photoroom${p}`, { method: 'POST', headers: { 'x-api-key': TEST_KEY } });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('GET');
+      const body = (await res.json()) as { error: { message: string } };
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(Object.keys(body.error)).toEqual(['message']);
     }
   });
 

@@ -472,6 +472,8 @@ describe('balance, headers and errors', () => {
     await expectError(get, 405);
     expect(get.headers.get('allow')).toBe('POST');
     await expectError(await fetch(`${s.url}/tools/1.0/balance`, { method: 'POST', headers: KEY }), 405);
+    // Unknown paths under /compat/picsart/ answer in Picsart's envelope too.
+    await expectError(await fetch(`${s.url}/compat/picsart/tools/1.0/upscale`, { method: 'POST', headers: KEY }), 404, /No route/);
   });
 
   it('400 when bg_image_url cannot be fetched, 400 for a private address not on the allow-list', async () => {
