@@ -89,6 +89,9 @@ describe('POST /remove-background/v1', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-credits-consumed')).toBe('1');
     expect(res.headers.get('x-remaining-credits')).toBe('9');
+    expect(res.headers.get('x-request-id')).toMatch(/^req_/);
+    expect(Number(res.headers.get('x-ratelimit-limit'))).toBeGreaterThan(0);
+    expect(Number(res.headers.get('x-ratelimit-reset'))).toBeGreaterThan(Date.now() / 1000);
     await expectDocumented(res, 'clipdropRemoveBackground');
     const buffer = await res.arrayBuffer();
     expect((await sharp(Buffer.from(buffer)).metadata()).format).toBe('png');

@@ -98,6 +98,8 @@ describe('POST /v1/segment', () => {
     expect(['image/jpeg', 'image/png', 'image/gif']).toContain(res.headers['content-type']);
     expect(res.headers['content-type']).toBe('image/png');
     expect(Number(res.headers['content-length'])).toBe(res.body.byteLength);
+    expect(res.headers['x-request-id']).toMatch(/^req_/);
+    expect(Number(res.headers['x-ratelimit-limit'])).toBeGreaterThan(0);
     const out = await decodeRgba(res.body);
     expectCutout(alphaOf(out.data), out.width, fx.mask);
   }, 60_000);

@@ -812,5 +812,8 @@ describe('GET /v1.0/account and POST /v1.0/improve', () => {
     expect(json.status).toBe(200);
     expect(((await json.json()) as { id: string }).id).not.toBe(body.id);
     await expectError(await post({ tag: 'x' }, KEY, '/v1.0/improve'), 400, 'invalid_parameter');
+    const prefixed = await post({ image_file_b64: fx.bytes.toString('base64') }, KEY, '/compat/removebg/v1.0/improve');
+    expect(prefixed.status).toBe(200);
+    expect(Object.keys((await prefixed.json()) as object)).toEqual(['id']);
   });
 });
