@@ -344,7 +344,7 @@ describe('account (under /compat/photoroom/ only)', () => {
       const res = await fetch(`${s.url}/compat/photoroom${p}`, { method: 'POST', headers: { 'x-api-key': TEST_KEY } });
       expect(res.status).toBe(405);
       expect(res.headers.get('allow')).toBe('GET');
-      const body = (await res.json()) as { error: { message: string } };
+      const body = (await expectMatchesSpec(res, p === '/v1/account' ? 'photoroomAccountV1' : 'photoroomAccountV2')) as { error: { message: string } };
       expect(Object.keys(body)).toEqual(['error']);
       expect(Object.keys(body.error)).toEqual(['message']);
     }
