@@ -18,8 +18,9 @@ async function backend(): Promise<OpenAPIBackend> {
 
 /**
  * Compiled when the test file imports this helper, before its beforeAll starts a server: compiling the whole spec
- * blocks the event loop for seconds on a busy machine, and if that happened between two requests, a keep-alive
- * socket the server closed meanwhile would be reused (the client never saw the close) and fail with ECONNRESET/EPIPE.
+ * blocks the event loop for ~9 s on a busy machine. In the middle of a test that stall counts against its timeout,
+ * and a keep-alive socket the server closes meanwhile (Node's default 5 s idle timeout) is reused unseen by the
+ * client, so the next request fails with ECONNRESET/EPIPE.
  */
 await backend();
 
