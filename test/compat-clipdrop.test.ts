@@ -89,6 +89,9 @@ describe('POST /remove-background/v1', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-credits-consumed')).toBe('1');
     expect(res.headers.get('x-remaining-credits')).toBe('9');
+    expect(res.headers.get('x-request-id')).toMatch(/^req_/);
+    expect(Number(res.headers.get('x-ratelimit-limit'))).toBeGreaterThan(0);
+    expect(Number(res.headers.get('x-ratelimit-reset'))).toBeGreaterThan(Date.now() / 1000);
     await expectDocumented(res, 'clipdropRemoveBackground');
     const buffer = await res.arrayBuffer();
     expect((await sharp(Buffer.from(buffer)).metadata()).format).toBe('png');
@@ -132,6 +135,19 @@ describe('POST /remove-background/v1', () => {
     expect(res.headers['content-type']).toBe('image/png');
     expect(res.headers['x-credits-consumed']).toBe('1');
     expect(iou(alphaOf((await decodeRgba(res.body)).data), fx.mask)).toBeGreaterThan(0.9);
+  }, 60_000);
+
+  it('key header in any casing; JSON and url-encoded bodies get a 400 {"error"} naming image_file (multipart only)', async () => {
+    const res = await removeBg({ image_file: image() }, { 'X-API-KEY': TEST_KEY });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/png');
+    expect(iou(alphaOf((await decodeRgba(new Uint8Array(await res.arrayBuffer()))).data), fx.mask)).toBeGreaterThan(0.9);
+    // Both requests before any assertion: the first spec check compiles openapi.yaml for seconds, and a keep-alive
+    // socket left idle meanwhile may be closed by the server just as the client reuses it.
+    const json = await fetch(`${s.url}/remove-background/v1`, { method: 'POST', headers: { 'x-api-key': TEST_KEY, 'content-type': 'application/json' }, body: JSON.stringify({ image_url: 'https://example.com/car.jpg' }) });
+    const form = await fetch(`${s.url}/remove-background/v1`, { method: 'POST', headers: { 'x-api-key': TEST_KEY }, body: new URLSearchParams({ transparency_handling: 'discard_alpha_layer' }) });
+    await expectClipdropError(json, 400, /image_file/);
+    await expectClipdropError(form, 400, /image_file/);
   }, 60_000);
 
   it('answers under /compat/clipdrop/ too', async () => {
@@ -186,6 +202,12 @@ describe('errors', () => {
     await expectClipdropError(await removeBg({ image_file: image() }, { 'x-api-key': 'wrong' }), 403, /invalid or revoked/i);
   });
 
+  it('403 for a key whose subscription is not active', async () => {
+    const secret = 'bge_live_clipdrop_canceled_key_00000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    await expectClipdropError(await removeBg({ image_file: image() }, { 'x-api-key': secret }), 403, /not active/);
+  });
+
   it('400 without image_file, for a file that is not an image, and over 25 MP', async () => {
     await expectClipdropError(await removeBg({ other: 'x' }), 400, /image_file/);
     await expectClipdropError(await removeBg({ image_file: new Blob([Buffer.from('this is not an image file at all')]) }), 400, /image/i);
@@ -215,9 +237,12 @@ describe('errors', () => {
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   });
 
-  it('405 {"error"} for GET', async () => {
+  it('405 {"error"} for GET; 404 {"error"} for unknown paths under /compat/clipdrop/', async () => {
     const res = await fetch(`${s.url}/remove-background/v1`, { headers: { 'x-api-key': TEST_KEY } });
-    expect(res.status).toBe(405);
-    expect(Object.keys((await res.json()) as object)).toEqual(['error']);
+    await expectClipdropError(res, 405, /POST/);
+    expect(res.headers.get('allow')).toBe('POST');
+    const unknown = await fetch(`${s.url}/compat/clipdrop/cleanup/v1`, { method: 'POST', headers: { 'x-api-key': TEST_KEY } });
+    expect(unknown.status).toBe(404);
+    expect(typeof ((await unknown.json()) as { error: unknown }).error).toBe('string');
   });
 });

@@ -98,6 +98,8 @@ describe('POST /v1/segment', () => {
     expect(['image/jpeg', 'image/png', 'image/gif']).toContain(res.headers['content-type']);
     expect(res.headers['content-type']).toBe('image/png');
     expect(Number(res.headers['content-length'])).toBe(res.body.byteLength);
+    expect(res.headers['x-request-id']).toMatch(/^req_/);
+    expect(Number(res.headers['x-ratelimit-limit'])).toBeGreaterThan(0);
     const out = await decodeRgba(res.body);
     expectCutout(alphaOf(out.data), out.width, fx.mask);
   }, 60_000);
@@ -166,6 +168,47 @@ describe('POST /v1/segment', () => {
     expect(c.height).toBeLessThan(240);
   }, 90_000);
 
+  it('size=medium caps at 1.5 MP and size=hd at 4 MP, keeping the aspect; neither upscales', async () => {
+    const large = await subjectFixture({ width: 1600, height: 1200 });
+    const dims = async (size: string) => {
+      const res = await segment({ image_file: new Blob([large.bytes], { type: 'image/jpeg' }), size, format: 'jpg' });
+      expect(res.status, await res.clone().text()).toBe(200);
+      const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+      return [meta.width!, meta.height!] as const;
+    };
+    const [mw, mh] = await dims('medium');
+    expect(mw * mh).toBeLessThanOrEqual(1_500_000);
+    expect(mw * mh).toBeGreaterThan(1_450_000);
+    expect(mw / mh).toBeCloseTo(4 / 3, 2);
+    expect(await dims('hd')).toEqual([1600, 1200]);
+    expect(await dims('full')).toEqual([1600, 1200]);
+  }, 60_000);
+
+  it('despill=true takes the green screen out of the soft edges; without it they keep the spill', async () => {
+    // A warm-grey figure with blurred (soft) edges on a green screen: its edge pixels mix in the green.
+    const svg =
+      '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240"><defs><filter id="b"><feGaussianBlur stdDeviation="2.5"/></filter></defs>' +
+      '<rect width="320" height="240" fill="#00c800"/><g filter="url(#b)" fill="#d0c8c0"><circle cx="160" cy="72" r="31"/><rect x="109" y="108" width="102" height="120" rx="16"/></g></svg>';
+    const screen = new Blob([await sharp(Buffer.from(svg)).png().toBuffer()], { type: 'image/png' });
+    /** Mean of G − R over the soft edge (40 ≤ α ≤ 230): the figure's own colour has G − R = −8. */
+    const edgeGreen = async (despill: string) => {
+      const res = await segment({ image_file: screen, despill });
+      expect(res.status, await res.clone().text()).toBe(200);
+      const out = await decodeRgba(new Uint8Array(await res.arrayBuffer()));
+      let sum = 0, n = 0;
+      for (let i = 0; i < out.data.length; i += 4) {
+        const a = out.data[i + 3]!;
+        if (a < 40 || a > 230) continue;
+        sum += out.data[i + 1]! - out.data[i]!;
+        n++;
+      }
+      expect(n).toBeGreaterThan(300);
+      return sum / n;
+    };
+    expect(await edgeGreen('false')).toBeGreaterThan(40);
+    expect(Math.abs((await edgeGreen('true')) + 8)).toBeLessThan(15);
+  }, 60_000);
+
   it('Accept: application/json alone gives {"base64img"}', async () => {
     const res = await segment({ image_file: image() }, { 'x-api-key': TEST_KEY, accept: 'application/json' });
     expect(res.status).toBe(200);
@@ -215,6 +258,13 @@ describe('errors', () => {
     }
   });
 
+  it('400 missing_image in the Photoroom shape for a JSON or url-encoded body (the endpoint is multipart only)', async () => {
+    const json = await fetch(`${s.url}/v1/segment`, { method: 'POST', headers: { 'x-api-key': TEST_KEY, 'content-type': 'application/json' }, body: JSON.stringify({ image_url: 'https://example.com/a.jpg' }) });
+    await expectPhotoroomError(json, 400, 'missing_image');
+    const form = await fetch(`${s.url}/v1/segment`, { method: 'POST', headers: { 'x-api-key': TEST_KEY }, body: new URLSearchParams({ format: 'png' }) });
+    await expectPhotoroomError(form, 400, 'missing_image');
+  });
+
   it('400 for an upload that is not an image, and for one over the upload limit', async () => {
     await expectPhotoroomError(await segment({ image_file: new Blob([Buffer.from('plain text, not an image at all')]) }), 400, 'invalid_image');
     await expectPhotoroomError(await segment({ image_file: new Blob([new Uint8Array(3 * 1024 * 1024)]) }), 400, 'image_too_large');
@@ -223,6 +273,12 @@ describe('errors', () => {
   it('403 without a key or with a wrong one, before the upload is processed', async () => {
     await expectPhotoroomError(await segment({ image_file: image() }, {}), 403, 'forbidden');
     await expectPhotoroomError(await segment({ image_file: image() }, { 'x-api-key': 'not-a-key' }), 403, 'invalid_api_key');
+  });
+
+  it('403 insufficient_permissions for a key whose subscription is not active', async () => {
+    const secret = 'bge_live_photoroom_canceled_key_0000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    await expectPhotoroomError(await segment({ image_file: image() }, { 'x-api-key': secret }), 403, 'insufficient_permissions');
   });
 
   it('402 when credits are exhausted (detail says so)', async () => {
@@ -241,10 +297,13 @@ describe('errors', () => {
     expect(res.headers.get('x-ratelimit-remaining')).toBe('0');
   });
 
-  it('405 in the Photoroom shape for GET /v1/segment', async () => {
+  it('405 in the Photoroom shape for GET /v1/segment; 404 in it for unknown paths under /compat/photoroom/', async () => {
     const res = await fetch(`${s.url}/v1/segment`, { headers: { 'x-api-key': TEST_KEY } });
-    expect(res.status).toBe(405);
-    expect(((await res.json()) as { type: string }).type).toBe('method_not_allowed');
+    await expectPhotoroomError(res, 405, 'method_not_allowed');
+    expect(res.headers.get('allow')).toBe('POST');
+    const unknown = await fetch(`${s.url}/compat/photoroom/v1/nothing`, { method: 'POST', headers: { 'x-api-key': TEST_KEY } });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ status_code: 404, type: 'not_found' });
   });
 });
 
@@ -277,6 +336,17 @@ describe('account (under /compat/photoroom/ only)', () => {
       const bad = await get(p, 'nope');
       expect(bad.status).toBe(403);
       expect(((await bad.json()) as { error: { message: string } }).error.message.length).toBeGreaterThan(5);
+    }
+  });
+
+  it('405 {"error":{"message"}} with Allow: GET for other methods', async () => {
+    for (const p of ['/v1/account', '/v2/account']) {
+      const res = await fetch(`${s.url}/compat/photoroom${p}`, { method: 'POST', headers: { 'x-api-key': TEST_KEY } });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('GET');
+      const body = (await expectMatchesSpec(res, p === '/v1/account' ? 'photoroomAccountV1' : 'photoroomAccountV2')) as { error: { message: string } };
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(Object.keys(body.error)).toEqual(['message']);
     }
   });
 

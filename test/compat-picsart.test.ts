@@ -423,6 +423,13 @@ describe('balance, headers and errors', () => {
     await expectError(await removebg(form([['image', jpeg()]]), { 'X-Api-Key': TEST_KEY }), 401);
   });
 
+  it('403 {"message":"Forbidden","detail"} for a key whose subscription is not active', async () => {
+    const secret = 'bge_live_picsart_canceled_key_000000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    const body = await expectError(await removebg(form([['image', jpeg()]]), { 'X-Picsart-API-Key': secret }), 403, /not active/);
+    expect(body.message).toBe('Forbidden');
+  });
+
   it('429 with Retry-After and the rate-limit headers when the plan rate is used up', async () => {
     const secret = 'bge_live_picsart_slow_plan_key_00000000';
     await s.gw.stores.keys.add(keyRecord(secret, { plan: 'Slow' }, { plan: 'Business' }));
@@ -465,6 +472,8 @@ describe('balance, headers and errors', () => {
     await expectError(get, 405);
     expect(get.headers.get('allow')).toBe('POST');
     await expectError(await fetch(`${s.url}/tools/1.0/balance`, { method: 'POST', headers: KEY }), 405);
+    // Unknown paths under /compat/picsart/ answer in Picsart's envelope too.
+    await expectError(await fetch(`${s.url}/compat/picsart/tools/1.0/upscale`, { method: 'POST', headers: KEY }), 404, /No route/);
   });
 
   it('400 when bg_image_url cannot be fetched, 400 for a private address not on the allow-list', async () => {

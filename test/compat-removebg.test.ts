@@ -164,6 +164,34 @@ describe('the documented curl example, pointed at localhost', () => {
   }, 120_000);
 });
 
+describe("remove.bg's documented Node sample (fetch + FormData: size first, then the fs.openAsBlob file)", () => {
+  it('answers the PNG bytes that the sample writes to no-bg.png', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'removebg-node-'));
+    try {
+      const inputPath = path.join(dir, 'file.jpg');
+      writeFileSync(inputPath, fx.bytes);
+      // The sample, with only the host changed.
+      const removeBg = async (fileBlob: Blob) => {
+        const formData = new FormData();
+        formData.append('size', 'auto');
+        formData.append('image_file', fileBlob);
+        const response = await fetch(`${s.url}/v1.0/removebg`, { method: 'POST', headers: { 'X-Api-Key': TEST_KEY }, body: formData });
+        if (response.ok) return { data: await response.arrayBuffer(), headers: response.headers };
+        throw new Error(`${response.status}: ${response.statusText} ${await response.text()}`);
+      };
+      const { openAsBlob } = await import('node:fs');
+      const result = await removeBg(await openAsBlob(inputPath));
+      writeFileSync(path.join(dir, 'no-bg.png'), Buffer.from(result.data));
+      expect(result.headers.get('content-type')).toBe('image/png');
+      const img = await decodeRgba(readFileSync(path.join(dir, 'no-bg.png')));
+      expect([img.format, img.width, img.height, img.channels]).toEqual(['png', 320, 240, 4]);
+      expect(iou(alphaOf(img.data), fx.mask)).toBeGreaterThan(0.9);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe('request shapes real clients send', () => {
   it('Go client shape: image_file last, empty-string fields, no User-Agent, chunked without Content-Length', async () => {
     const { body, type } = handMultipart([
@@ -504,8 +532,25 @@ describe('geometry: roi, crop, crop_margin, scale, position', () => {
     const uncropped = await post({ image_file: blob(fx.bytes), crop_margin: '30px' });
     await ok(uncropped);
     expect(uncropped.headers.get('x-width')).toBe('320');
+    // Each side is capped at 50 % of the subject (or 500 px), clamped rather than refused.
+    const [w50] = await dims('0px 50% 0px 0px');
+    expect(w50).toBe(w + Math.round(w * 0.5));
+    expect(await dims('0px 80% 0px 0px')).toEqual([w50, h]);
     await expectError(await post({ image_file: blob(fx.bytes), crop: 'true', crop_margin: '1px 2px 3px' }), 400, 'invalid_parameter');
     await expectError(await post({ image_file: blob(fx.bytes), crop: 'maybe' }), 400, 'invalid_parameter');
+  }, 60_000);
+
+  it('crop_margin in px is capped at 500 per side (on a canvas wide enough to show it)', async () => {
+    // 2400×300: the figure's right edge is near x = 1585, so 600 px would still fit inside the image.
+    const wide = await subjectFixture({ width: 2400, height: 300 });
+    const width = async (crop_margin: string) => {
+      const res = await post({ image_file: blob(wide.bytes), size: 'full', format: 'jpg', crop: 'true', crop_margin });
+      await ok(res);
+      return Number(res.headers.get('x-width'));
+    };
+    const w = await width('0px');
+    expect(await width('0px 400px 0px 0px')).toBe(w + 400);
+    expect(await width('0px 600px 0px 0px')).toBe(w + 500);
   }, 60_000);
 
   it('scale shrinks the subject and centres it; position places it', async () => {
@@ -649,6 +694,14 @@ describe('errors', () => {
     await expectError(await fetch(`${s.url}/v1.0/improve`, { method: 'POST' }), 403, 'auth_failed');
   });
 
+  it('403 auth_failed for a key whose subscription is not active', async () => {
+    const secret = 'bge_live_removebg_canceled_key_000000000';
+    await s.gw.stores.keys.add(keyRecord(secret, { subscriptionStatus: 'canceled' }, { plan: 'Business' }));
+    const e = await expectError(await post({ image_file: blob(fx.bytes) }, { 'X-Api-Key': secret }), 403, 'auth_failed');
+    expect(e.title).toBe('API Key not allowed');
+    await expectError(await fetch(`${s.url}/v1.0/account`, { headers: { 'X-Api-Key': secret } }), 403, 'auth_failed');
+  });
+
   it('402 insufficient_credits, and size=auto falls back to a preview when less than a credit is left', async () => {
     const broke = await addKey('Broke');
     await expectError(await post({ image_file: blob(fx.bytes) }, broke), 402, 'insufficient_credits');
@@ -759,5 +812,8 @@ describe('GET /v1.0/account and POST /v1.0/improve', () => {
     expect(json.status).toBe(200);
     expect(((await json.json()) as { id: string }).id).not.toBe(body.id);
     await expectError(await post({ tag: 'x' }, KEY, '/v1.0/improve'), 400, 'invalid_parameter');
+    const prefixed = await post({ image_file_b64: fx.bytes.toString('base64') }, KEY, '/compat/removebg/v1.0/improve');
+    expect(prefixed.status).toBe(200);
+    expect(Object.keys((await prefixed.json()) as object)).toEqual(['id']);
   });
 });

@@ -195,4 +195,10 @@ export const clipdrop: CompatAdapter = {
       throw new GatewayError('method_not_allowed', { message: 'Use POST /remove-background/v1 with a multipart/form-data body.', headers: { Allow: 'POST' } });
     });
   },
+  prefixedRoutes(app: Hono<AppEnv>) {
+    // Under /compat/clipdrop/ every path is Clipdrop's, so unknown ones answer {"error": "…"}, not the native envelope.
+    app.all('*', (c) => {
+      throw new GatewayError('not_found', { message: `No route for ${c.req.method} ${c.req.path}.` });
+    });
+  },
 };

@@ -144,5 +144,15 @@ export const photoroom: CompatAdapter = {
   prefixedRoutes(app: Hono<AppEnv>, gw: Gateway) {
     app.get('/v1/account', (c) => account(c, gw, 'v1'));
     app.get('/v2/account', (c) => account(c, gw, 'v2'));
+    for (const path of ['/v1/account', '/v2/account']) {
+      app.all(path, (c) => {
+        c.set('errorCode', 'method_not_allowed');
+        return renderAccountError(new GatewayError('method_not_allowed', { message: `Use GET ${path}.`, headers: { Allow: 'GET' } }), c);
+      });
+    }
+    // Under /compat/photoroom/ every path is Photoroom's, so unknown ones answer in its envelope, not the native one.
+    app.all('*', (c) => {
+      throw new GatewayError('not_found', { message: `No route for ${c.req.method} ${c.req.path}.` });
+    });
   },
 };

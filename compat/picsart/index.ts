@@ -325,4 +325,10 @@ export const picsart: CompatAdapter = {
     app.all(REMOVEBG, methodNotAllowed('POST'));
     app.all(BALANCE, methodNotAllowed('GET'));
   },
+  prefixedRoutes(app: Hono<AppEnv>) {
+    // Under /compat/picsart/ every path is Picsart's, so unknown ones answer {"message","detail"}, not the native envelope.
+    app.all('*', (c) => {
+      throw new GatewayError('not_found', { message: `No route for ${c.req.method} ${c.req.path}.` });
+    });
+  },
 };

@@ -1,10 +1,10 @@
 // compat/slazzer/index.ts
 // Slazzer (compat-apis §4, seed 003): POST /v2.0/remove_image_background (and the older /api/v1/ path), key in API-KEY.
 // One source of source_image_file / source_image_url / source_image_base64; answers the image bytes (transparent PNG by
-// default), or with output_image_format=base64 the JSON {"output_image": base64, "content_type": mime} (shape is ours:
-// Slazzer's docs are silent [U]). Errors are {"error": message} with 400 input, 401 key, 402 credits, 429 rate.
+// default), or with output_image_format=base64 the JSON {"output_image", "content_type", "width", "height"} (shape is
+// ours: Slazzer's docs are silent [U]). Errors are {"error": message} with 400 input, 401 key, 402 credits, 429 rate.
 // Slazzer documents no balance endpoint (§4: [U]), so none is served.
-import type { Context } from 'hono';
+import type { Context, Hono } from 'hono';
 import { GatewayError } from '../../src/errors.js';
 import type { Gateway } from '../../src/gateway.js';
 import type { ParsedBody } from '../../src/http/body.js';
@@ -18,8 +18,8 @@ import type { CompatAdapter, RemovalRoute } from '../types.js';
 /** Gateway error codes → Slazzer's status and message (the documented texts where §4 gives one). */
 function describe(err: GatewayError): { status: number; error: string } {
   switch (err.code) {
+    // Slazzer answers a missing and a wrong API-KEY alike (its SDK README: "API-KEY missing or invalid API-KEY").
     case 'missing_api_key':
-      return { status: 401, error: 'API key not provided' };
     case 'invalid_api_key':
     case 'subscription_inactive':
     case 'forbidden':
@@ -32,6 +32,9 @@ function describe(err: GatewayError): { status: number; error: string } {
       return { status: 400, error: 'Source image file not found' };
     case 'not_found':
       return { status: 404, error: 'Not found' };
+    // Kept as 405 (not folded into 400) so a client that used the wrong method can tell.
+    case 'method_not_allowed':
+      return { status: 405, error: 'Method not allowed' };
     default:
       if (err.status < 500) return { status: 400, error: err.message };
       return { status: err.status, error: err.code === 'internal_error' ? 'Internal server error' : err.message };
@@ -115,6 +118,8 @@ function renderSlazzerResult(result: RemovalResult, job: RemovalJob, c: Context<
   return new Response(result.bytes, { status: 200, headers: { ...headers, 'Content-Type': result.contentType, 'Content-Length': String(result.bytes.byteLength) } });
 }
 
+const PATHS = ['/v2.0/remove_image_background', '/api/v1/remove_image_background'] as const;
+
 const removal = (path: string): RemovalRoute => ({
   method: 'POST',
   path,
@@ -124,8 +129,23 @@ const removal = (path: string): RemovalRoute => ({
 
 export const slazzer: CompatAdapter = {
   name: 'slazzer',
-  routes: [removal('/v2.0/remove_image_background'), removal('/api/v1/remove_image_background')],
+  routes: PATHS.map(removal),
   // Header names are case-insensitive: API-KEY, api-key and Api-Key all arrive here.
   readApiKey: (c) => c.req.header('api-key')?.trim() || undefined,
   renderError: renderSlazzerError,
+  extraRoutes(app: Hono<AppEnv>) {
+    // Other methods on Slazzer's paths answer in Slazzer's {"error"} shape, not the native 404 envelope (an object
+    // under "error", which a Slazzer client reading a string would mis-parse).
+    for (const path of PATHS) {
+      app.all(path, () => {
+        throw new GatewayError('method_not_allowed', { message: `Use POST ${path} with a multipart/form-data body.`, headers: { Allow: 'POST' } });
+      });
+    }
+  },
+  prefixedRoutes(app: Hono<AppEnv>) {
+    // Under /compat/slazzer/ every path is Slazzer's to answer, so unknown ones get its envelope too.
+    app.all('*', (c) => {
+      throw new GatewayError('not_found', { message: `No route for ${c.req.method} ${c.req.path}.` });
+    });
+  },
 };

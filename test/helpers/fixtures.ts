@@ -55,11 +55,21 @@ export function iou(alpha: Uint8Array, truth: Uint8Array): number {
   return union === 0 ? 1 : inter / union;
 }
 
-/** Decodes any returned image to raw RGBA for assertions. */
+/**
+ * Decodes any returned image to raw RGBA for assertions. `data` is always 4 bytes per pixel; `channels` is the
+ * encoded file's own count (3 for an opaque PNG or JPEG), so it says whether the answer had alpha and must not be
+ * used as the stride into `data` (use `rgbaAt`).
+ */
 export async function decodeRgba(bytes: Uint8Array): Promise<{ data: Buffer; width: number; height: number; channels: number; format: string | undefined }> {
   const meta = await sharp(bytes).metadata();
   const { data, info } = await sharp(bytes).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height, channels: meta.channels ?? info.channels, format: meta.format };
+}
+
+/** The [r, g, b, a] of one pixel of a `decodeRgba` result. */
+export function rgbaAt(img: { data: Buffer; width: number }, x: number, y: number): number[] {
+  const i = (Math.round(y) * img.width + Math.round(x)) * 4;
+  return [...img.data.subarray(i, i + 4)];
 }
 
 export function alphaOf(rgba: Buffer): Uint8Array {

@@ -16,6 +16,14 @@ async function backend(): Promise<OpenAPIBackend> {
   return api;
 }
 
+/**
+ * Compiled when the test file imports this helper, before its beforeAll starts a server: compiling the whole spec
+ * blocks the event loop for ~9 s on a busy machine. In the middle of a test that stall counts against its timeout,
+ * and a keep-alive socket the server closes meanwhile (Node's default 5 s idle timeout) is reused unseen by the
+ * client, so the next request fails with ECONNRESET/EPIPE.
+ */
+await backend();
+
 /** Asserts that a JSON response matches the operation's schema for its status. Returns the parsed body. */
 export async function expectMatchesSpec(res: Response, operationId: string): Promise<unknown> {
   const b = await backend();
