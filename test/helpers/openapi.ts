@@ -40,3 +40,24 @@ export async function expectDocumented(res: Response, operationId: string): Prom
   const type = res.headers.get('content-type') ?? '';
   if (entry && 'content' in entry && entry.content) expect(Object.keys(entry.content)).toContain(type);
 }
+
+/**
+ * Every route the adapter registers at the root is a documented path and method in openapi.yaml. A bare `/Route`
+ * or `/Route/` counts as documented when `/Route/{param}` is (those only answer "parameter missing").
+ */
+export async function expectRoutesDocumented(app: { routes: { method: string; path: string }[] }): Promise<string[]> {
+  const b = await backend();
+  const paths = (b.definition.paths ?? {}) as Record<string, Record<string, unknown>>;
+  const documented = (path: string, method: string) => Boolean(paths[path]?.[method]);
+  const seen: string[] = [];
+  for (const route of app.routes) {
+    if (route.method === 'ALL') continue;
+    const method = route.method.toLowerCase();
+    const path = route.path.replace(/:([A-Za-z_]+)/g, '{$1}');
+    const bare = path.replace(/\/$/, '');
+    const withParam = Object.keys(paths).some((p) => p.startsWith(`${bare}/{`) && p.indexOf('/', bare.length + 1) === -1 && documented(p, method));
+    expect(documented(path, method) || withParam, `${route.method} ${route.path} is in openapi.yaml`).toBe(true);
+    seen.push(`${route.method} ${path}`);
+  }
+  return seen;
+}
