@@ -28,8 +28,6 @@ export interface JobRecord {
   extra: Record<string, unknown>;
 }
 
-const LEASE_MS = 15_000;
-
 /** What delete() leaves behind: find() ignores it (no `state`), and a running job will not write over it. */
 const TOMBSTONE = { deletedJob: true } as const;
 const isTombstone = (s: StoredResult | undefined) => s !== undefined && s.meta?.deletedJob === true;
@@ -71,6 +69,11 @@ export class JobRunner {
     return this.gw.config.RESULTS_TTL_SECONDS;
   }
 
+  /** JOB_LEASE_SECONDS: renewed every third of it, so two missed renewals (a slow store) do not fail a live job. */
+  private get leaseMs(): number {
+    return this.gw.config.JOB_LEASE_SECONDS * 1000;
+  }
+
   private save(r: JobRecord): Promise<void> {
     return guardStore(this.gw.stores.results.put(r.id, toStored(r), this.ttl), this.gw.config.STORE_TIMEOUT_MS);
   }
@@ -104,7 +107,7 @@ export class JobRunner {
       throw new GatewayError('overloaded', { retryAfter: gw.config.QUEUE_RETRY_AFTER_SECONDS });
     }
     const hold = await reserveCredits(gw, key, credits);
-    const record: JobRecord = { id: randomUUID(), state: 'queued', owner: key.fingerprint, createdAt: Date.now(), leaseUntil: Date.now() + LEASE_MS, extra };
+    const record: JobRecord = { id: randomUUID(), state: 'queued', owner: key.fingerprint, createdAt: Date.now(), leaseUntil: Date.now() + this.leaseMs, extra };
     try {
       await this.save(record);
     } catch (err) {
@@ -114,9 +117,9 @@ export class JobRunner {
     const live = { deleted: false, abort: new AbortController() };
     this.running.set(record.id, live);
     const lease = setInterval(() => {
-      record.leaseUntil = Date.now() + LEASE_MS;
+      record.leaseUntil = Date.now() + this.leaseMs;
       this.saveLive(record).catch(() => undefined);
-    }, LEASE_MS / 3);
+    }, this.leaseMs / 3);
     lease.unref();
     const started = performance.now();
     gw.queue
