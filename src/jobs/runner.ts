@@ -74,8 +74,18 @@ export class JobRunner {
     return this.gw.config.JOB_LEASE_SECONDS * 1000;
   }
 
+  /**
+   * A finished job lives RESULTS_TTL_SECONDS. An unfinished one must outlive its lease renewals (every third of the
+   * lease) whatever that TTL is, or a short TTL would let a live job vanish (404) between two renewals; and after
+   * its replica dies it must still be there when the lease lapses, to be reported failed rather than unknown.
+   */
+  private ttlFor(r: JobRecord): number {
+    const unfinished = r.state === 'queued' || r.state === 'processing';
+    return unfinished ? Math.max(this.ttl, 2 * this.gw.config.JOB_LEASE_SECONDS) : this.ttl;
+  }
+
   private save(r: JobRecord): Promise<void> {
-    return guardStore(this.gw.stores.results.put(r.id, toStored(r), this.ttl), this.gw.config.STORE_TIMEOUT_MS);
+    return guardStore(this.gw.stores.results.put(r.id, toStored(r), this.ttlFor(r)), this.gw.config.STORE_TIMEOUT_MS);
   }
 
   /** A save from the running job, unless the job was deleted meanwhile (here or on another replica). */
@@ -206,7 +216,9 @@ export class JobRunner {
     }
     const unfinished = record.state === 'queued' || record.state === 'processing';
     const results = this.gw.stores.results;
-    await guardStore(unfinished ? results.put(id, { status: 'failed', owner, meta: { ...TOMBSTONE } }, this.ttl) : results.delete(id), this.gw.config.STORE_TIMEOUT_MS);
+    // The tombstone outlives a lease renewal, so the replica running the job sees it (and stops) whatever the TTL.
+    const tombstoneTtl = Math.max(this.ttl, 2 * this.gw.config.JOB_LEASE_SECONDS);
+    await guardStore(unfinished ? results.put(id, { status: 'failed', owner, meta: { ...TOMBSTONE } }, tombstoneTtl) : results.delete(id), this.gw.config.STORE_TIMEOUT_MS);
     return true;
   }
 }
