@@ -489,3 +489,23 @@ describe('two replicas on Redis', () => {
     expect(ttl).toBeLessThanOrEqual(3600);
   }, 60_000);
 });
+
+describe('504 Timeout', () => {
+  let tight: TestServer;
+  beforeAll(async () => {
+    tight = await startServer({ REQUEST_TIMEOUT_MS: '150' });
+  }, 120_000);
+  afterAll(async () => {
+    await tight?.close();
+  });
+
+  it('a sync removal that passes REQUEST_TIMEOUT_MS is 504; an async one ends FAILED (422) with the timeout kept', async () => {
+    const slow = Buffer.from((await subjectFixture({ width: 3000, height: 2250 })).bytes).toString('base64');
+    const sync = await fetch(`${tight.url}/v1/background-eraser`, { method: 'POST', headers: KEY, body: JSON.stringify({ image: slow }) });
+    await expectError(sync, 504, 'timeout');
+    const job = (await (await fetch(`${tight.url}/v2/background-eraser`, { method: 'POST', headers: KEY, body: JSON.stringify({ image: slow }) })).json()) as { status_url: string };
+    const status = await poll(job.status_url);
+    expect(status.status).toBe(422);
+    expect(((await status.json()) as { detail: { code: string } }).detail.code).toBe('timeout');
+  }, 60_000);
+});

@@ -47,16 +47,17 @@ export async function expectDocumented(res: Response, operationId: string): Prom
  */
 export async function expectRoutesDocumented(app: { routes: { method: string; path: string }[] }): Promise<string[]> {
   const b = await backend();
-  const paths = (b.definition.paths ?? {}) as Record<string, Record<string, unknown>>;
-  const documented = (path: string, method: string) => Boolean(paths[path]?.[method]);
+  // Parameter names may differ between the router and the spec (`:id` vs `{process_id}`): compare shapes only.
+  const shape = (p: string) => p.replace(/\{[^}]+\}/g, '{}');
+  const paths = new Map(Object.entries((b.definition.paths ?? {}) as Record<string, Record<string, unknown>>).map(([p, ops]) => [shape(p), ops]));
+  const documented = (path: string, method: string) => Boolean(paths.get(path)?.[method]);
   const seen: string[] = [];
   for (const route of app.routes) {
     if (route.method === 'ALL') continue;
     const method = route.method.toLowerCase();
     const path = route.path.replace(/:([A-Za-z_]+)/g, '{$1}');
-    const bare = path.replace(/\/$/, '');
-    const withParam = Object.keys(paths).some((p) => p.startsWith(`${bare}/{`) && p.indexOf('/', bare.length + 1) === -1 && documented(p, method));
-    expect(documented(path, method) || withParam, `${route.method} ${route.path} is in openapi.yaml`).toBe(true);
+    const bare = shape(path).replace(/\/$/, '');
+    expect(documented(shape(path), method) || documented(`${bare}/{}`, method), `${route.method} ${route.path} is in openapi.yaml`).toBe(true);
     seen.push(`${route.method} ${path}`);
   }
   return seen;
