@@ -73,6 +73,8 @@ export const envSchema = z.object({
   MASK_CACHE_MAX_BYTES: int(0).default(64 * MB),
   RESULTS_TTL_SECONDS: int(1).default(3600),
   RESULTS_MAX_BYTES: int(1).default(512 * MB),
+  /** An async job whose replica stops renewing its lease for this long (the replica died) reads as failed. */
+  JOB_LEASE_SECONDS: int(2, 3600).default(15),
 
   URL_FETCH_TIMEOUT_MS: int(100).default(15_000),
   URL_FETCH_CONNECT_TIMEOUT_MS: int(50).default(5_000),

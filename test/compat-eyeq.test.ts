@@ -14,10 +14,12 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eyeq } from '../compat/eyeq/index.js';
+import { adapterApp } from '../compat/mount.js';
 import { writeJobRecord } from '../src/jobs/runner.js';
 import { fingerprintOf, hashKey, keyRecord } from '../src/keys.js';
 import { alphaOf, decodeRgba, iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
-import { expectDocumented, expectMatchesSpec } from './helpers/openapi.js';
+import { expectDocumented, expectMatchesSpec, expectRoutesDocumented } from './helpers/openapi.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
 
 const run = promisify(execFile);
@@ -273,6 +275,36 @@ describe('submit → check → download → remove', () => {
     expect(done).toMatchObject({ status: 'completed', mode: 'general', original_name: 'photo.jpg' });
   }, 60_000);
 
+  it('mode portrait and postprocessing=true (spill reduction) clean the old background out of soft edges; general leaves it', async () => {
+    // Red figure on saturated green: the edge pixels of a plain cut-out carry green, which both options remove.
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="480" height="360"><rect width="100%" height="100%" fill="#18c018"/><circle cx="240" cy="150" r="70" fill="#c81818"/><rect x="160" y="200" width="160" height="150" rx="30" fill="#c81818"/></svg>`;
+    const green = await sharp(Buffer.from(svg)).jpeg({ quality: 95 }).toBuffer();
+    const cutOut = async (query: string, mode: string) => {
+      const id = await submitted({ bytes: green, query, fields: { mode }, name: 'green.jpg' });
+      expect((await waitDone(id)).status).toBe('completed');
+      return decodeRgba(new Uint8Array(await (await fetch(`${s.url}/DownloadImage/${id}`)).arrayBuffer()));
+    };
+    const general = await cutOut('', 'general');
+    const portrait = await cutOut('', 'portrait');
+    const despilled = await cutOut('?postprocessing=true', 'general');
+    // The options change colours only, never the matte.
+    expect(iou(alphaOf(portrait.data), alphaOf(general.data))).toBeGreaterThan(0.99);
+    expect(iou(alphaOf(despilled.data), alphaOf(general.data))).toBeGreaterThan(0.99);
+    const edgeGreen = (data: Buffer) => {
+      let sum = 0;
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        if (data[i + 3]! < 30 || data[i + 3]! > 225) continue;
+        sum += data[i + 1]! - data[i]!;
+        n++;
+      }
+      expect(n).toBeGreaterThan(50);
+      return sum / n;
+    };
+    expect(edgeGreen(general.data)).toBeGreaterThan(edgeGreen(portrait.data) + 30);
+    expect(edgeGreen(general.data)).toBeGreaterThan(edgeGreen(despilled.data) + 30);
+  }, 90_000);
+
   it('queued and processing states; DownloadImage answers 102 meanwhile; deleting a queued job stops it for good', async () => {
     const big = await subjectFixture({ width: 1600, height: 1200 });
     const first = await submitted({ bytes: big.bytes });
@@ -482,6 +514,43 @@ describe("the seed's complete bash example", () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 90_000);
+});
+
+describe("the seed's SubmitImage curl example", () => {
+  it('runs unchanged but for the host (query flags, accept, explicit multipart Content-Type, typed file part, empty preprocessing_config)', async () => {
+    expect(((await (await authorize(TEST_KEY)).json()) as { status: string }).status).toBe('Licensed');
+    const dir = await mkdtemp(path.join(tmpdir(), 'eyeq-curl-'));
+    try {
+      const photo = await subjectFixture({ width: 360, height: 270 });
+      await writeFile(path.join(dir, 'photo.jpg'), photo.bytes);
+      const seed = `curl -X 'POST' \\
+  'http://localhost:8000/SubmitImage?preprocessing=true&postprocessing=true' \\
+  -H 'accept: application/json' \\
+  -H 'Content-Type: multipart/form-data' \\
+  -F 'file=@photo.jpg;type=image/jpeg' \\
+  -F 'mode=portrait' \\
+  -F 'preprocessing_config='`;
+      const { stdout } = await run('bash', ['-c', seed.replace('http://localhost:8000', s.url)], { cwd: dir });
+      const body = JSON.parse(stdout) as Record<string, string>;
+      expect(body).toMatchObject({ status: 'processing', mode: 'portrait', preprocessing_enabled: 'true', message: 'Image processing started' });
+      expect(body.process_id).toMatch(UUID_RE);
+      const done = await waitDone(body.process_id!);
+      expect(done).toMatchObject({ status: 'completed', original_name: 'photo.jpg', mode: 'portrait' });
+      const png = new Uint8Array(await (await fetch(`${s.url}/DownloadImage/${body.process_id}`)).arrayBuffer());
+      expect(iou(await alpha(png), photo.mask)).toBeGreaterThan(0.9);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe('openapi.yaml', () => {
+  it('documents every EyeQ route', async () => {
+    const seen = await expectRoutesDocumented(adapterApp(s.gw, eyeq));
+    expect(seen).toEqual(
+      expect.arrayContaining(['GET /Authorize/{license_key}', 'GET /Status', 'POST /SubmitImage', 'GET /CheckImage/{id}', 'GET /DownloadImage/{id}', 'DELETE /RemoveImage/{id}']),
+    );
+  });
 });
 
 describe('two replicas on Redis, short results TTL', () => {

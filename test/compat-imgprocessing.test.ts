@@ -13,10 +13,12 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { imgprocessing } from '../compat/imgprocessing/index.js';
+import { adapterApp } from '../compat/mount.js';
 import { fingerprintOf, hashKey, keyRecord } from '../src/keys.js';
 import { currentPeriod } from '../src/plans.js';
 import { alphaOf, decodeRgba, iou, subjectFixture, type Fixture } from './helpers/fixtures.js';
-import { expectDocumented, expectMatchesSpec } from './helpers/openapi.js';
+import { expectDocumented, expectMatchesSpec, expectRoutesDocumented } from './helpers/openapi.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
 
 const run = promisify(execFile);
@@ -469,6 +471,25 @@ describe('documented errors', () => {
     const err = await expectError(res, 429, 'imgprocGetImage');
     expect(err.error).toBe('Too Many Requests');
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+});
+
+describe('openapi.yaml', () => {
+  it('documents every IMG Processing route', async () => {
+    const seen = await expectRoutesDocumented(adapterApp(s.gw, imgprocessing));
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        'POST /v1/images',
+        'POST /v1/images/upload',
+        'GET /v1/images/{image_id}',
+        'GET /v1/images/{image_id}/download',
+        'DELETE /v1/images/{image_id}',
+        'POST /v1/images/{image_id}/remove-background',
+        'POST /v1/images/{image_id}/publish',
+        'POST /v1/images/{image_id}/unpublish',
+        'GET /storage/images/{image_id}',
+      ]),
+    );
   });
 });
 

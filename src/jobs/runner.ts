@@ -28,8 +28,6 @@ export interface JobRecord {
   extra: Record<string, unknown>;
 }
 
-const LEASE_MS = 15_000;
-
 /** What delete() leaves behind: find() ignores it (no `state`), and a running job will not write over it. */
 const TOMBSTONE = { deletedJob: true } as const;
 const isTombstone = (s: StoredResult | undefined) => s !== undefined && s.meta?.deletedJob === true;
@@ -71,8 +69,23 @@ export class JobRunner {
     return this.gw.config.RESULTS_TTL_SECONDS;
   }
 
+  /** JOB_LEASE_SECONDS: renewed every third of it, so two missed renewals (a slow store) do not fail a live job. */
+  private get leaseMs(): number {
+    return this.gw.config.JOB_LEASE_SECONDS * 1000;
+  }
+
+  /**
+   * A finished job lives RESULTS_TTL_SECONDS. An unfinished one must outlive its lease renewals (every third of the
+   * lease) whatever that TTL is, or a short TTL would let a live job vanish (404) between two renewals; and after
+   * its replica dies it must still be there when the lease lapses, to be reported failed rather than unknown.
+   */
+  private ttlFor(r: JobRecord): number {
+    const unfinished = r.state === 'queued' || r.state === 'processing';
+    return unfinished ? Math.max(this.ttl, 2 * this.gw.config.JOB_LEASE_SECONDS) : this.ttl;
+  }
+
   private save(r: JobRecord): Promise<void> {
-    return guardStore(this.gw.stores.results.put(r.id, toStored(r), this.ttl), this.gw.config.STORE_TIMEOUT_MS);
+    return guardStore(this.gw.stores.results.put(r.id, toStored(r), this.ttlFor(r)), this.gw.config.STORE_TIMEOUT_MS);
   }
 
   /** A save from the running job, unless the job was deleted meanwhile (here or on another replica). */
@@ -104,7 +117,7 @@ export class JobRunner {
       throw new GatewayError('overloaded', { retryAfter: gw.config.QUEUE_RETRY_AFTER_SECONDS });
     }
     const hold = await reserveCredits(gw, key, credits);
-    const record: JobRecord = { id: randomUUID(), state: 'queued', owner: key.fingerprint, createdAt: Date.now(), leaseUntil: Date.now() + LEASE_MS, extra };
+    const record: JobRecord = { id: randomUUID(), state: 'queued', owner: key.fingerprint, createdAt: Date.now(), leaseUntil: Date.now() + this.leaseMs, extra };
     try {
       await this.save(record);
     } catch (err) {
@@ -114,9 +127,9 @@ export class JobRunner {
     const live = { deleted: false, abort: new AbortController() };
     this.running.set(record.id, live);
     const lease = setInterval(() => {
-      record.leaseUntil = Date.now() + LEASE_MS;
+      record.leaseUntil = Date.now() + this.leaseMs;
       this.saveLive(record).catch(() => undefined);
-    }, LEASE_MS / 3);
+    }, this.leaseMs / 3);
     lease.unref();
     const started = performance.now();
     gw.queue
@@ -203,7 +216,9 @@ export class JobRunner {
     }
     const unfinished = record.state === 'queued' || record.state === 'processing';
     const results = this.gw.stores.results;
-    await guardStore(unfinished ? results.put(id, { status: 'failed', owner, meta: { ...TOMBSTONE } }, this.ttl) : results.delete(id), this.gw.config.STORE_TIMEOUT_MS);
+    // The tombstone outlives a lease renewal, so the replica running the job sees it (and stops) whatever the TTL.
+    const tombstoneTtl = Math.max(this.ttl, 2 * this.gw.config.JOB_LEASE_SECONDS);
+    await guardStore(unfinished ? results.put(id, { status: 'failed', owner, meta: { ...TOMBSTONE } }, tombstoneTtl) : results.delete(id), this.gw.config.STORE_TIMEOUT_MS);
     return true;
   }
 }

@@ -48,3 +48,25 @@ export async function expectDocumented(res: Response, operationId: string): Prom
   const type = res.headers.get('content-type') ?? '';
   if (entry && 'content' in entry && entry.content) expect(Object.keys(entry.content)).toContain(type);
 }
+
+/**
+ * Every route the adapter registers at the root is a documented path and method in openapi.yaml. A bare `/Route`
+ * or `/Route/` counts as documented when `/Route/{param}` is (those only answer "parameter missing").
+ */
+export async function expectRoutesDocumented(app: { routes: { method: string; path: string }[] }): Promise<string[]> {
+  const b = await backend();
+  // Parameter names may differ between the router and the spec (`:id` vs `{process_id}`): compare shapes only.
+  const shape = (p: string) => p.replace(/\{[^}]+\}/g, '{}');
+  const paths = new Map(Object.entries((b.definition.paths ?? {}) as Record<string, Record<string, unknown>>).map(([p, ops]) => [shape(p), ops]));
+  const documented = (path: string, method: string) => Boolean(paths.get(path)?.[method]);
+  const seen: string[] = [];
+  for (const route of app.routes) {
+    if (route.method === 'ALL') continue;
+    const method = route.method.toLowerCase();
+    const path = route.path.replace(/:([A-Za-z_]+)/g, '{$1}');
+    const bare = shape(path).replace(/\/$/, '');
+    expect(documented(shape(path), method) || documented(`${bare}/{}`, method), `${route.method} ${route.path} is in openapi.yaml`).toBe(true);
+    seen.push(`${route.method} ${path}`);
+  }
+  return seen;
+}
