@@ -32,6 +32,14 @@ const sizes = opt('sizes', '1,12').split(',').map(Number);
 const scale = Number(opt('scale', '1'));
 const withPeer = !argv.includes('--no-peer');
 const peerModel = opt('peer-model', 'medium');
+/**
+ * Gateway settings compared side by side in the same run: `--variants "default;SHARP_CONCURRENCY=1;INFERENCE_MEM_ARENA=true"`
+ * (each variant a space-separated list of VAR=value; "default" is none). Each variant is one more gateway row.
+ */
+const variants = opt('variants', 'default').split(';').map((v) => v.trim()).filter(Boolean).map((v) => ({
+  label: v === 'default' ? 'gateway' : `gateway ${v}`,
+  env: Object.fromEntries(v === 'default' ? [] : v.split(/\s+/).map((kv) => kv.split('=') as [string, string])),
+}));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => pct(xs, 50);
@@ -275,7 +283,7 @@ async function main(): Promise<void> {
     ceilings.set(model, c);
     console.log(`ceiling ${model}: model alone ${ms(c)} ms/img → ${(1000 / c).toFixed(2)} img/s`);
     const targets: { server: string; start: () => Promise<Child>; path: string; headers: Record<string, string> }[] = [
-      { server: 'gateway', start: () => startGateway(model), path: '/v2', headers: { 'x-api-key': KEY, 'content-type': 'image/jpeg' } },
+      ...variants.map((v) => ({ server: v.label, start: () => startGateway(model, v.env), path: '/v2', headers: { 'x-api-key': KEY, 'content-type': 'image/jpeg' } })),
     ];
     if (peerReady && model === 'isnet') targets.push({ server: 'peer', start: startPeer, path: '/', headers: { 'content-type': 'image/jpeg' } });
     for (const t of targets) {
@@ -286,9 +294,9 @@ async function main(): Promise<void> {
         for (const [mp, img] of images) {
           for (const conc of concurrencies) {
             const n = requestsFor(conc, mp);
-            if (t.server === 'gateway') await eventLoopMaxMs(child.url);
+            if (isGateway(t.server)) await eventLoopMaxMs(child.url);
             const r = await drive(child, t.path, t.headers, img, conc, n);
-            const eld = t.server === 'gateway' ? await eventLoopMaxMs(child.url) : NaN;
+            const eld = isGateway(t.server) ? await eventLoopMaxMs(child.url) : NaN;
             const cell: Cell = { server: t.server, model, size: mp, conc, n, imgPerS: r.imgPerS, p50: r.p50, p95: r.p95, p99: r.p99, rss: r.rss, eld, refused: r.refused, errors: r.errors };
             cells.push(cell);
             console.log(row(cell, ceilings));
@@ -328,8 +336,12 @@ async function main(): Promise<void> {
   console.log(`\nmask cache: first ${ms(retry.first)} ms, identical retry ${ms(retry.second)} ms → ${(retry.second / retry.first).toFixed(3)}× (target ≤ 0.1×)`);
 }
 
+function isGateway(server: string): boolean {
+  return server.startsWith('gateway');
+}
+
 function row(c: Cell, ceilings: Map<string, number>): string {
-  const ofCeiling = c.server === 'gateway' ? (c.imgPerS / (1000 / ceilings.get(c.model)!)).toFixed(2) : '–';
+  const ofCeiling = isGateway(c.server) ? (c.imgPerS / (1000 / ceilings.get(c.model)!)).toFixed(2) : '–';
   return `| ${c.server} | ${c.model} | ${c.size} MP | ${c.conc} | ${c.n} | ${c.imgPerS.toFixed(2)} | ${ofCeiling} | ${ms(c.p50)} | ${ms(c.p95)} | ${ms(c.p99)} | ${ms(c.rss)} | ${ms(c.eld)} | ${c.refused} | ${c.errors} |`;
 }
 

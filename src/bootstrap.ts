@@ -41,6 +41,7 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
   // Every upload is different: libvips' operation cache only holds memory (and serves stale results in benches).
   sharp.cache(false);
   const config = loadConfig(options.env ?? process.env, await packageVersion());
+  if (config.SHARP_CONCURRENCY > 0) sharp.concurrency(config.SHARP_CONCURRENCY);
   const log = options.log ?? createLogger(config.LOG_LEVEL);
   const plans = loadPlans(config.PLANS);
   const stores = await createStores(config);

@@ -44,6 +44,8 @@ export const envSchema = z.object({
   /** ORT's CPU memory arena keeps each run's peak buffers allocated; off measured ≈ 460 MB less RSS with u2net. */
   INFERENCE_MEM_ARENA: bool.default(false),
 
+  /** libvips threads per sharp operation; 0 keeps libvips' default (one per core). See README for the measurements. */
+  SHARP_CONCURRENCY: int(0, 256).default(0),
   QUEUE_CONCURRENCY: int(1, 256).default(2),
   QUEUE_MAX_WAITING: int(0, 100_000).default(32),
   QUEUE_RETRY_AFTER_SECONDS: int(1, 3600).default(2),
