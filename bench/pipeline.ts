@@ -33,6 +33,8 @@ const deps: PipelineDeps = {
   engine,
   limits: { maxInputPixels: config.MAX_INPUT_PIXELS, maxOutputPixels: config.MAX_OUTPUT_PIXELS },
   encode: { pngCompressionLevel: config.PNG_COMPRESSION_LEVEL, pngAdaptiveFiltering: config.PNG_ADAPTIVE_FILTERING },
+  // The server's own matte setting, so this measures what a request to the gateway costs.
+  matteRefine: config.MATTE_REFINE,
 };
 const spec = engine.spec(model);
 const formats: OutputFormat[] = ['png', 'webp', 'jpg'];
@@ -45,7 +47,7 @@ function bareEncode(raw: Buffer, w: number, h: number, channels: 3 | 4, format: 
   return img.jpeg({ quality: 90 }).toBuffer();
 }
 
-console.log(`bench:pipeline  model=${model} provider=${engine.provider} rounds=${rounds} threads=${config.INFERENCE_THREADS} png=cl${config.PNG_COMPRESSION_LEVEL}${config.PNG_ADAPTIVE_FILTERING ? '+adaptive' : ''}`);
+console.log(`bench:pipeline  model=${model} provider=${engine.provider} rounds=${rounds} threads=${config.INFERENCE_THREADS} arena=${config.INFERENCE_MEM_ARENA} refine=${config.MATTE_REFINE} png=cl${config.PNG_COMPRESSION_LEVEL}${config.PNG_ADAPTIVE_FILTERING ? '+adaptive' : ''}`);
 const rows: string[][] = [];
 const stageRows: string[][] = [];
 for (const [label, w, h] of [['1 MP', 1152, 864], ['12 MP', 4032, 3024]] as const) {
