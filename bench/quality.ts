@@ -1,5 +1,5 @@
 // bench/quality.ts
-// `npm run bench:quality -- [DATASET_DIR] [--set grabcut|coco_mval|all] [--model NAME ...] [--data DIR] [--limit N] [--rounds N] [--no-speed]`
+// `npm run bench:quality -- [DATASET_DIR] [--set grabcut|coco_mval|all] [--model NAME ...] [--data DIR] [--limit N] [--rounds N] [--no-speed] [--ablation]`
 // DATASET_DIR (e.g. ../shared/eval/data/grabcut) runs that one set; by default both sets under --data.
 // Per model and per set, in one run and on the same masks (one inference per image): the PLAIN pipeline (the model's
 // mask stretched with lanczos3, issue 7's reference) beside ours (refine off = bilinear stretch, fast, full, and a
@@ -15,7 +15,7 @@ import { decodeImage, type DecodedImage } from '../src/pipeline/decode.js';
 import { estimateForeground } from '../src/pipeline/foreground.js';
 import { inferMask, type LowResMask } from '../src/pipeline/infer.js';
 import { autoRefine, upsampleMask, type MatteOptions } from '../src/pipeline/matte.js';
-import { CURVE, REFINE_PRESETS } from '../src/pipeline/refine.js';
+import { CURVE, REFINE_PRESETS, refineMask } from '../src/pipeline/refine.js';
 import { CLEANUP } from '../src/pipeline/mask-cleanup.js';
 import { loadScorer, type PairScore } from './eval-scorer.js';
 import { cameraPhoto } from './photo.js';
@@ -42,11 +42,14 @@ const speedRounds = Number(one('rounds', '5'));
 const scorer = await loadScorer(path.dirname(dataDir));
 const limits = { maxInputPixels: config.MAX_INPUT_PIXELS, maxOutputPixels: config.MAX_OUTPUT_PIXELS };
 
-type Variant = 'plain' | 'off' | 'fast' | 'full' | 'choke';
-const VARIANTS: Variant[] = ['plain', 'off', 'fast', 'full', 'choke'];
+type Variant = 'plain' | 'off' | 'curve' | 'band' | 'fast' | 'full' | 'choke';
+// --ablation adds the steps of `fast` one at a time: the curve alone, then the edge band, then the clean-up (= fast).
+const VARIANTS: Variant[] = args.includes('--ablation') ? ['plain', 'off', 'curve', 'band', 'fast', 'full', 'choke'] : ['plain', 'off', 'fast', 'full', 'choke'];
 const LABEL: Record<Variant, string> = {
   plain: 'plain: lanczos stretch',
   off: 'ours, refine=off (bilinear)',
+  curve: 'ablation: curve only',
+  band: 'ablation: curve + edge band',
   fast: 'ours, refine=fast',
   full: 'ours, refine=full',
   choke: 'diagnostic: fast + 1-px choke',
@@ -63,6 +66,15 @@ async function matte(v: Variant, mask: LowResMask, image: DecodedImage): Promise
       .toBuffer();
   }
   if (v === 'choke') return upsampleMask(mask, image, { ...base, refine: 'fast', grow: -1 });
+  if (v === 'curve' || v === 'band') {
+    const saved = { ...CLEANUP };
+    Object.assign(CLEANUP, { speck: 0, pinhole: 0 });
+    try {
+      return refineMask(mask.data, mask.size, image, { ...REFINE_PRESETS.fast, ...(v === 'curve' ? { iterations: 0 } : {}) });
+    } finally {
+      Object.assign(CLEANUP, saved);
+    }
+  }
   return upsampleMask(mask, image, { ...base, refine: v });
 }
 

@@ -76,7 +76,7 @@ export function refineMask(mask: Uint8Array, size: number, image: GuideImage, pa
 }
 
 export interface Band {
-  /** Working-pixel indices, row-major: the pixels solved, then nothing else. */
+  /** Working-pixel indices of the solved pixels, row-major. */
   pixels: Int32Array;
   /** Row-major indices of the held ring: 4-neighbours of the band outside it (read at the mask, never solved). */
   ring: Int32Array;
@@ -269,11 +269,10 @@ function solveBand(prior: Uint8Array, band: Band, w: number, h: number, image: G
 }
 
 /**
- * Writes the working-resolution alpha: band pixels from the solve through the confidence curve
- * 0.5 + g·(α − 0.5), g = clamp(gainPerSlope · slope, minGain, maxGain), where slope is the stretched mask's gradient
- * in alpha per mask pixel; every other pixel is decided (its stretched value is within SOFT of 0 or 255, which the
- * minimum gain maps to 0 or 255). A hard edge (the model's steepest ramp) gets the most contrast; a wide, gentle
- * ramp (a feathered or blurred edge the model saw) keeps its softness.
+ * Writes the working-resolution alpha: band pixels from the solve, every other pixel from the stretched mask, all
+ * through the confidence curve 0.5 + g·(α − 0.5), g = clamp(gainPerSlope · slope, minGain, maxGain), where slope is
+ * the stretched mask's gradient in alpha per mask pixel. A hard edge (the model's steepest ramp) gets the most
+ * contrast; a wide, gentle ramp (a feathered or blurred edge the model saw) keeps most of its softness.
  */
 function writeAlpha(prior: Uint8Array, alpha: Float64Array, band: Band, w: number, h: number, maskPxX: number, maskPxY: number, curve: CurveParams): Buffer {
   const n = w * h;
