@@ -42,12 +42,14 @@ const speedRounds = Number(one('rounds', '5'));
 const scorer = await loadScorer(path.dirname(dataDir));
 const limits = { maxInputPixels: config.MAX_INPUT_PIXELS, maxOutputPixels: config.MAX_OUTPUT_PIXELS };
 
-type Variant = 'plain' | 'off' | 'curve' | 'band' | 'fast' | 'full' | 'choke';
-// --ablation adds the steps of `fast` one at a time: the curve alone, then the edge band, then the clean-up (= fast).
-const VARIANTS: Variant[] = args.includes('--ablation') ? ['plain', 'off', 'curve', 'band', 'fast', 'full', 'choke'] : ['plain', 'off', 'fast', 'full', 'choke'];
+type Variant = 'plain' | 'off' | 'hard' | 'curve' | 'band' | 'fast' | 'full' | 'choke';
+// --ablation adds the steps of `fast` one at a time (the curve alone, then the edge band, then the clean-up = fast)
+// and the stretch thresholded at half: the most confident alpha possible without moving an edge.
+const VARIANTS: Variant[] = args.includes('--ablation') ? ['plain', 'off', 'hard', 'curve', 'band', 'fast', 'full', 'choke'] : ['plain', 'off', 'fast', 'full', 'choke'];
 const LABEL: Record<Variant, string> = {
   plain: 'plain: lanczos stretch',
   off: 'ours, refine=off (bilinear)',
+  hard: 'ablation: bilinear, threshold 0.5',
   curve: 'ablation: curve only',
   band: 'ablation: curve + edge band',
   fast: 'ours, refine=fast',
@@ -66,6 +68,7 @@ async function matte(v: Variant, mask: LowResMask, image: DecodedImage): Promise
       .toBuffer();
   }
   if (v === 'choke') return upsampleMask(mask, image, { ...base, refine: 'fast', grow: -1 });
+  if (v === 'hard') return upsampleMask(mask, image, { ...base, refine: 'off', semitransparency: false });
   if (v === 'curve' || v === 'band') {
     const saved = { ...CLEANUP };
     Object.assign(CLEANUP, { speck: 0, pinhole: 0 });
