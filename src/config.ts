@@ -57,8 +57,11 @@ export const envSchema = z.object({
   MAX_FIELD_BYTES: int(1).default(1 * MB),
   MAX_INPUT_PIXELS: int(1).default(100_000_000),
   MAX_OUTPUT_PIXELS: int(1).default(50_000_000),
-  /** Edge-aware matte refinement: off (plain bilinear stretch), fast, full, or auto (per output size). */
-  MATTE_REFINE: z.enum(['auto', 'off', 'fast', 'full']).default('off'),
+  /**
+   * Edge-aware matte refinement: off (plain bilinear stretch), fast, full, or auto (full up to 0.5 MP, fast above);
+   * the gains and costs per model and size are in bench/RESULTS.md ("## Quality").
+   */
+  MATTE_REFINE: z.enum(['auto', 'off', 'fast', 'full']).default('auto'),
   PNG_COMPRESSION_LEVEL: int(0, 9).default(2),
   PNG_ADAPTIVE_FILTERING: bool.default(false),
 

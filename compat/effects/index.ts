@@ -81,14 +81,16 @@ function encodeOptions(gw: Gateway) {
 }
 
 /**
- * edgeRefine 0–3: 0 keeps hard 0/255 edges; 1 (default) the model's soft matte; 2 also trims a one-pixel fringe;
- * 3 trims two pixels and re-estimates edge colours so no old background shows through.
+ * edgeRefine 0–3: 0 hard 0/255 edges; 1 (default) the server's matte (MATTE_REFINE, soft edges); 2 edge-aware
+ * refinement at full quality (refine=full); 3 as 2, plus a 1-px choke that drops the outermost mixed pixels and
+ * re-estimated edge colours, so no old background shows through. `decontaminate` re-estimates edge colours at any level.
  */
-function matteJobFields(edgeRefine: number, decontaminate: boolean) {
+export function matteJobFields(edgeRefine: number, decontaminate: boolean) {
   return {
     semitransparency: edgeRefine > 0,
-    grow: edgeRefine >= 2 ? -(edgeRefine - 1) : 0,
+    grow: edgeRefine === 3 ? -1 : 0,
     foregroundEstimation: decontaminate || edgeRefine === 3,
+    ...(edgeRefine >= 2 ? { refine: 'full' as const } : {}),
   };
 }
 

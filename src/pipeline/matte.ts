@@ -14,13 +14,16 @@ export type MatteOptions = Pick<RemovalJob, 'invertMask' | 'grow' | 'semitranspa
 /** Server-wide refinement setting: a mode, or `auto` (chosen per output size, see `autoRefine`). */
 export type RefineSetting = RefineMode | 'auto';
 
+/** Outputs up to this many pixels get `full` under `auto`; larger ones `fast`. */
+export const AUTO_FULL_PIXELS = 500_000;
+
 /**
- * `auto`: measured on grabcut/coco_mval (bench/RESULTS.md, "## Quality"): refinement gives the gains at every size;
- * the `fast` preset (working size 768 px) keeps the added time small at 12 MP, and for uploads up to 768 px on the
- * long side `fast` and `full` are the same computation.
+ * `auto`: measured on grabcut/coco_mval and timed at 1 and 12 MP (bench/RESULTS.md, "## Quality"): both presets
+ * gain the same on the eval photos (0.1–0.3 MP) and `full` costs 2–4× the time of `fast` at camera sizes, so `full`
+ * only where it is cheap in absolute terms (previews and small uploads) and `fast` above.
  */
 export function autoRefine(width: number, height: number): RefineMode {
-  return width * height <= 4_000_000 ? 'full' : 'fast';
+  return width * height <= AUTO_FULL_PIXELS ? 'full' : 'fast';
 }
 
 export function resolveRefine(job: RefineSetting | undefined, server: RefineSetting | undefined, width: number, height: number): RefineMode {
@@ -29,9 +32,13 @@ export function resolveRefine(job: RefineSetting | undefined, server: RefineSett
 }
 
 /**
- * Bilinear upsampling keeps the model's soft alpha without the ringing lanczos adds at 10–40× scale; the guided
- * refinement (refine.ts) additionally snaps the soft band onto the photo's edges. Invert runs on the small mask
- * (it commutes with both), the threshold on the result, then grow/shrink.
+ * Bilinear upsampling keeps the model's soft alpha without the ringing lanczos adds at 10–40× scale; refinement
+ * (refine.ts) additionally cleans specks, snaps the edge band onto the photo's edges and raises the alpha's
+ * confidence. Mask options, in this order:
+ * - invertMask: subject and background swap (on the small mask, so refinement works on the inverted matte);
+ * - semitransparency=false: every pixel becomes 0 or 255 (threshold at half);
+ * - grow > 0: dilation by `grow` output pixels (square window), grow < 0: erosion;
+ * - a pixel transparent in the upload stays transparent.
  */
 export async function upsampleMask(mask: LowResMask, image: DecodedImage, options: MatteOptions, serverRefine?: RefineSetting): Promise<Buffer> {
   let small = mask.data;
@@ -43,7 +50,7 @@ export async function upsampleMask(mask: LowResMask, image: DecodedImage, option
   let alpha =
     mode === 'off'
       ? await upsampleBilinearSliced(small, mask.size, mask.size, image.width, image.height)
-      : await refineMask(small, mask.size, image, REFINE_PRESETS[mode]);
+      : refineMask(small, mask.size, image, REFINE_PRESETS[mode]);
   if (!options.semitransparency) {
     const a = alpha;
     await inBands(image.height, image.width, (y0, y1) => {

@@ -1,28 +1,52 @@
 // src/pipeline/refine.ts
-// Edge-aware upsampling of the model's low-resolution mask: a fast colour guided filter (He, Sun & Tang 2010;
-// He & Sun 2015, "Fast Guided Filter"). The filter runs on the image downscaled to a working size, and its linear
-// coefficients (alpha ≈ a·I + b per window) are bilinearly upsampled and applied to the full-resolution pixels,
-// so the output edge follows the photo's own edges at full resolution while the cost stays near the working size.
-// Box means are separable running sums, O(1) per pixel whatever the radius.
-import sharp from 'sharp';
+// Edge-aware upsampling of the model's low-resolution mask. Three measured steps (bench/RESULTS.md, "## Quality"):
+// 1. specks and pinholes are removed from the small mask (mask-cleanup.ts);
+// 2. in a band around the mask's 0.5 contour, alpha is re-solved as a random walk on the photo's pixels (Grady 2006)
+//    with a weak pull towards the stretched mask, so the edge settles where the photo's colour changes;
+// 3. a confidence curve raises the contrast of the stretched alpha, most where the model's own edge is steep.
+// The band is solved at a working resolution capped by `workLongSide`; colours are read from the full-resolution
+// pixels only for band pixels (box-averaged over each working pixel's footprint), so nothing is resized as a whole.
+import { cleanMask, CLEANUP } from './mask-cleanup.js';
 import { upsampleBilinear } from './upsample.js';
 
 export const REFINE_MODES = ['off', 'fast', 'full'] as const;
 export type RefineMode = (typeof REFINE_MODES)[number];
 
 export interface RefineParams {
-  /** Longest side of the working resolution (the guide is downscaled to it, never upscaled). */
+  /** Longest side of the working resolution (never above the output's). */
   workLongSide: number;
-  /** Window radius in mask pixels (one mask pixel is the model's resolution step). */
-  radiusMaskPx: number;
-  /** Regularisation on intensities in [0,1]; smaller keeps edges sharper. */
-  eps: number;
+  /** …and at most this many working pixels per mask pixel (the band's cost grows with its square). */
+  workPerMaskPx: number;
+  /** Half-width of the re-solved band around the 0.5 contour, in mask pixels. */
+  bandMaskPx: number;
+  /** Gauss–Seidel sweeps over the band. */
+  iterations: number;
+  /** Pull towards the stretched mask against the neighbours (0 = a pure random walk between the band's sides). */
+  prior: number;
+  /** Edge sensitivity: squared colour steps are divided by their mean over the band, then scaled by this. */
+  beta: number;
 }
 
-/** fast: working size ≈ 2× the mask; full: working size up to 2048 px (≈ the output for most uploads). */
+export interface CurveParams {
+  /** Contrast gain per unit of the model's edge slope (alpha change per mask pixel). */
+  gainPerSlope: number;
+  /** Gain everywhere (clears faint haze, keeps wide soft edges soft). */
+  minGain: number;
+  /** Gain on the steepest edges. */
+  maxGain: number;
+}
+
+/** Fitted on grabcut, confirmed on coco_mval (bench/RESULTS.md); the results move little across a wide range. */
+export const CURVE: CurveParams = { gainPerSlope: 8, minGain: 1.5, maxGain: 8 };
+
+/**
+ * fast: a narrower band solved at up to twice the mask's resolution (≤ 1024 px) and stretched from there;
+ * full: a wider band with more sweeps at up to 2048 px, i.e. the output itself for most uploads.
+ * On grabcut the two score within 0.003 of each other (bench/RESULTS.md); full costs 2–4× the time.
+ */
 export const REFINE_PRESETS: Record<Exclude<RefineMode, 'off'>, RefineParams> = {
-  fast: { workLongSide: 768, radiusMaskPx: 2, eps: 1e-3 },
-  full: { workLongSide: 2048, radiusMaskPx: 2, eps: 1e-3 },
+  fast: { workLongSide: 1024, workPerMaskPx: 2, bandMaskPx: 1, iterations: 8, prior: 0.03, beta: 1 },
+  full: { workLongSide: 2048, workPerMaskPx: 8, bandMaskPx: 2, iterations: 20, prior: 0.03, beta: 1 },
 };
 
 export interface GuideImage {
@@ -32,175 +56,246 @@ export interface GuideImage {
   channels: 3 | 4;
 }
 
-/** Mean over a (2r+1)² window clipped at the borders, in place on `a`; `tmp` is scratch of the same length. */
-export function boxMean(a: Float32Array, w: number, h: number, r: number, tmp: Float32Array): void {
-  // Rows: running sum along x, divided by the clipped window length.
-  for (let y = 0; y < h; y++) {
-    const row = y * w;
-    let sum = 0;
-    const first = Math.min(r, w - 1);
-    for (let x = 0; x <= first; x++) sum += a[row + x]!;
-    for (let x = 0; x < w; x++) {
-      const lo = x - r, hi = x + r;
-      tmp[row + x] = sum / (Math.min(hi, w - 1) - Math.max(lo, 0) + 1);
-      if (hi + 1 < w) sum += a[row + hi + 1]!;
-      if (lo >= 0) sum -= a[row + lo]!;
-    }
-  }
-  // Columns, all x at once per y so memory is read row-wise.
-  const sums = new Float64Array(w);
-  const first = Math.min(r, h - 1);
-  for (let y = 0; y <= first; y++) for (let x = 0, o = y * w; x < w; x++) sums[x] = sums[x]! + tmp[o + x]!;
-  for (let y = 0; y < h; y++) {
-    const lo = y - r, hi = y + r;
-    const inv = 1 / (Math.min(hi, h - 1) - Math.max(lo, 0) + 1);
-    const o = y * w;
-    for (let x = 0; x < w; x++) a[o + x] = sums[x]! * inv;
-    if (hi + 1 < h) for (let x = 0, p = (hi + 1) * w; x < w; x++) sums[x] = sums[x]! + tmp[p + x]!;
-    if (lo >= 0) for (let x = 0, p = lo * w; x < w; x++) sums[x] = sums[x]! - tmp[p + x]!;
-  }
-}
-
-/**
- * Colour guided filter at w×h: guide planes I (r,g,b in [0,1]) and input p in [0,1].
- * Returns the mean coefficients (ar, ag, ab, b) so that q = ar·R + ag·G + ab·B + b.
- */
-export function guidedCoefficients(
-  I: [Float32Array, Float32Array, Float32Array],
-  p: Float32Array,
-  w: number,
-  h: number,
-  r: number,
-  eps: number,
-): [Float32Array, Float32Array, Float32Array, Float32Array] {
-  const n = w * h;
-  const tmp = new Float32Array(n);
-  const mean = (src: Float32Array) => {
-    const out = Float32Array.from(src);
-    boxMean(out, w, h, r, tmp);
-    return out;
-  };
-  const prod = (x: Float32Array, y: Float32Array) => {
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = x[i]! * y[i]!;
-    boxMean(out, w, h, r, tmp);
-    return out;
-  };
-  const [R, G, B] = I;
-  const mR = mean(R), mG = mean(G), mB = mean(B), mP = mean(p);
-  const rr = prod(R, R), rg = prod(R, G), rb = prod(R, B), gg = prod(G, G), gb = prod(G, B), bb = prod(B, B);
-  const rp = prod(R, p), gp = prod(G, p), bp = prod(B, p);
-  // Reuse the product planes for the coefficients.
-  const aR = rp, aG = gp, aB = bp, bC = mP;
-  for (let i = 0; i < n; i++) {
-    const mr = mR[i]!, mg = mG[i]!, mb = mB[i]!, mp = mP[i]!;
-    const cr = rp[i]! - mr * mp, cg = gp[i]! - mg * mp, cb = bp[i]! - mb * mp;
-    const s00 = rr[i]! - mr * mr + eps, s01 = rg[i]! - mr * mg, s02 = rb[i]! - mr * mb;
-    const s11 = gg[i]! - mg * mg + eps, s12 = gb[i]! - mg * mb, s22 = bb[i]! - mb * mb + eps;
-    // Symmetric 3×3 inverse by cofactors.
-    const c00 = s11 * s22 - s12 * s12, c01 = s02 * s12 - s01 * s22, c02 = s01 * s12 - s02 * s11;
-    const c11 = s00 * s22 - s02 * s02, c12 = s01 * s02 - s00 * s12, c22 = s00 * s11 - s01 * s01;
-    const inv = 1 / (s00 * c00 + s01 * c01 + s02 * c02);
-    const ar = (c00 * cr + c01 * cg + c02 * cb) * inv;
-    const ag = (c01 * cr + c11 * cg + c12 * cb) * inv;
-    const ab = (c02 * cr + c12 * cg + c22 * cb) * inv;
-    aR[i] = ar;
-    aG[i] = ag;
-    aB[i] = ab;
-    bC[i] = mp - ar * mr - ag * mg - ab * mb;
-  }
-  boxMean(aR, w, h, r, tmp);
-  boxMean(aG, w, h, r, tmp);
-  boxMean(aB, w, h, r, tmp);
-  boxMean(bC, w, h, r, tmp);
-  return [aR, aG, aB, bC];
-}
-
-/** Pixel-centre aligned source index pair and weight for each destination index (as upsample.ts). */
-function taps(srcSize: number, dstSize: number) {
-  const i0 = new Int32Array(dstSize), i1 = new Int32Array(dstSize), wt = new Float32Array(dstSize);
-  const scale = srcSize / dstSize;
-  for (let d = 0; d < dstSize; d++) {
-    const s = Math.min(Math.max((d + 0.5) * scale - 0.5, 0), srcSize - 1);
-    const a = Math.floor(s);
-    i0[d] = a;
-    i1[d] = Math.min(a + 1, srcSize - 1);
-    wt[d] = s - a;
-  }
-  return { i0, i1, wt };
-}
+/** Mask values strictly inside (SOFT, 255 − SOFT) are undecided: they join the band without widening it. */
+const SOFT = 26;
 
 /**
  * Refines the low-resolution mask (size² square, stretched over the image) into full-resolution alpha.
  * `mask` values are 0..255. Returns one byte per image pixel.
  */
-export async function refineMask(mask: Uint8Array, size: number, image: GuideImage, params: RefineParams): Promise<Buffer> {
+export function refineMask(mask: Uint8Array, size: number, image: GuideImage, params: RefineParams, curve: CurveParams = CURVE): Buffer {
   const { width: W, height: H } = image;
-  const scale = Math.min(1, params.workLongSide / Math.max(W, H));
+  const scale = Math.min(1, Math.min(params.workLongSide, params.workPerMaskPx * size) / Math.max(W, H));
   const w = Math.max(1, Math.round(W * scale)), h = Math.max(1, Math.round(H * scale));
-  const small =
-    w === W && h === H
-      ? image.data
-      : await sharp(image.data, { raw: { width: W, height: H, channels: image.channels } }).resize(w, h, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
-  const ch = image.channels;
-  const n = w * h;
-  const R = new Float32Array(n), G = new Float32Array(n), B = new Float32Array(n), P = new Float32Array(n);
-  for (let i = 0, o = 0; i < n; i++, o += ch) {
-    R[i] = small[o]! / 255;
-    G[i] = small[o + 1]! / 255;
-    B[i] = small[o + 2]! / 255;
-  }
-  const up = upsampleBilinear(mask, size, size, w, h);
-  for (let i = 0; i < n; i++) P[i] = up[i]! / 255;
-  // One mask pixel spans (w/size, h/size) working pixels; the window covers radiusMaskPx of them.
-  const r = Math.max(1, Math.round((params.radiusMaskPx * Math.max(w, h)) / size));
-  const [aR, aG, aB, bC] = guidedCoefficients([R, G, B], P, w, h, r, params.eps);
-  return applyCoefficients(aR, aG, aB, bC, w, h, image);
+  const clean = cleanMask(mask, size, size, CLEANUP);
+  const prior = upsampleBilinear(clean, size, size, w, h);
+  const band = findBand(clean, size, w, h, params.bandMaskPx);
+  const alpha = solveBand(prior, band, w, h, image, params);
+  const out = writeAlpha(prior, alpha, band, w, h, w / size, h / size, curve);
+  return w === W && h === H ? out : upsampleBilinear(out, w, h, W, H);
 }
 
-/** q = A·I + B at full resolution with A, B bilinearly upsampled row by row (two widened rows kept). */
-function applyCoefficients(aR: Float32Array, aG: Float32Array, aB: Float32Array, bC: Float32Array, w: number, h: number, image: GuideImage): Buffer {
-  const { width: W, height: H, data, channels: ch } = image;
-  const out = Buffer.allocUnsafe(W * H);
-  const cols = taps(w, W), rows = taps(h, H);
-  const widen = (sy: number, dst: Float32Array) => {
-    const o = sy * w;
-    for (let x = 0, d = 0; x < W; x++, d += 4) {
-      const j0 = o + cols.i0[x]!, j1 = o + cols.i1[x]!, t = cols.wt[x]!;
-      // a is per unit of [0,1] intensity and alpha is wanted in 0..255, so a·byte needs no rescale; b is scaled by 255.
-      dst[d] = aR[j0]! + (aR[j1]! - aR[j0]!) * t;
-      dst[d + 1] = aG[j0]! + (aG[j1]! - aG[j0]!) * t;
-      dst[d + 2] = aB[j0]! + (aB[j1]! - aB[j0]!) * t;
-      dst[d + 3] = (bC[j0]! + (bC[j1]! - bC[j0]!) * t) * 255;
+export interface Band {
+  /** Working-pixel indices of the solved pixels, row-major. */
+  pixels: Int32Array;
+  /** Row-major indices of the held ring: 4-neighbours of the band outside it (read at the mask, never solved). */
+  ring: Int32Array;
+}
+
+/** First bilinear tap of each destination index (pixel-centre aligned, as upsample.ts). */
+function firstTaps(srcSize: number, dstSize: number): Int32Array {
+  const out = new Int32Array(dstSize);
+  const scale = srcSize / dstSize;
+  for (let d = 0; d < dstSize; d++) out[d] = Math.floor(Math.min(Math.max((d + 0.5) * scale - 0.5, 0), srcSize - 1));
+  return out;
+}
+
+/**
+ * The band, found on the small mask and mapped to the working grid: mask pixels within `radius` (chessboard) of
+ * the 0.5 contour, plus undecided mask pixels and their 8-neighbours; a working pixel belongs to the band when the
+ * mask pixel of its first bilinear tap does. Every working pixel whose stretched value is undecided or next to the
+ * contour is then inside, and the cost of finding it follows the mask, not the output.
+ */
+export function findBand(mask: Uint8Array, size: number, w: number, h: number, radius: number): Band {
+  const m = size * size;
+  const r = Math.max(1, Math.ceil(radius));
+  const inBand = new Uint8Array(m);
+  const dist = new Uint8Array(m).fill(255);
+  const queue = new Int32Array(m);
+  let tail = 0;
+  const seed = (i: number) => {
+    if (dist[i] !== 0) {
+      dist[i] = 0;
+      queue[tail++] = i;
     }
   };
-  let rowA = new Float32Array(W * 4), rowB = new Float32Array(W * 4);
-  let heldA = -1, heldB = -1;
-  for (let y = 0; y < H; y++) {
-    const s0 = rows.i0[y]!, s1 = rows.i1[y]!, t = rows.wt[y]!;
-    if (heldA !== s0) {
-      if (heldB === s0) {
-        [rowA, rowB] = [rowB, rowA];
-        heldA = s0;
-        heldB = -1;
-      } else {
-        widen(s0, rowA);
-        heldA = s0;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0, i = y * size; x < size; x++, i++) {
+      const inside = mask[i]! >= 128;
+      if (x + 1 < size && mask[i + 1]! >= 128 !== inside) {
+        seed(i);
+        seed(i + 1);
+      }
+      if (y + 1 < size && mask[i + size]! >= 128 !== inside) {
+        seed(i);
+        seed(i + size);
       }
     }
-    if (heldB !== s1) {
-      widen(s1, rowB);
-      heldB = s1;
-    }
-    const u = 1 - t;
-    for (let x = 0, d = 0, p = y * W * ch, o = y * W; x < W; x++, d += 4, p += ch, o++) {
-      const q =
-        (rowA[d]! * u + rowB[d]! * t) * data[p]! +
-        (rowA[d + 1]! * u + rowB[d + 1]! * t) * data[p + 1]! +
-        (rowA[d + 2]! * u + rowB[d + 2]! * t) * data[p + 2]! +
-        rowA[d + 3]! * u + rowB[d + 3]! * t;
-      out[o] = q <= 0 ? 0 : q >= 255 ? 255 : q + 0.5;
+  }
+  for (let head = 0; head < tail; head++) {
+    const i = queue[head]!;
+    inBand[i] = 1;
+    const d = dist[i]! + 1;
+    if (d > r) continue;
+    const y = (i / size) | 0, x = i - y * size;
+    for (let yy = Math.max(0, y - 1); yy <= Math.min(size - 1, y + 1); yy++) {
+      for (let j = yy * size + Math.max(0, x - 1), end = yy * size + Math.min(size - 1, x + 1); j <= end; j++) {
+        if (dist[j]! > d) {
+          dist[j] = d;
+          queue[tail++] = j;
+        }
+      }
     }
   }
+  for (let y = 0; y < size; y++) {
+    for (let x = 0, i = y * size; x < size; x++, i++) {
+      const v = mask[i]!;
+      if (v <= SOFT || v >= 255 - SOFT) continue;
+      for (let yy = Math.max(0, y - 1); yy <= Math.min(size - 1, y + 1); yy++) {
+        inBand.fill(1, yy * size + Math.max(0, x - 1), yy * size + Math.min(size - 1, x + 1) + 1);
+      }
+    }
+  }
+  // Working grid: a mark per pixel (1 band, 2 ring), counted and listed row by row.
+  const cols = firstTaps(size, w), rows = firstTaps(size, h);
+  const mark = new Uint8Array(w * h);
+  let count = 0;
+  for (let y = 0; y < h; y++) {
+    const o = rows[y]! * size;
+    for (let x = 0, i = y * w; x < w; x++, i++) {
+      if (inBand[o + cols[x]!]) {
+        mark[i] = 1;
+        count++;
+      }
+    }
+  }
+  const pixels = new Int32Array(count);
+  let ringCount = 0;
+  for (let i = 0, k = 0; i < w * h; i++) {
+    if (mark[i] !== 1) continue;
+    pixels[k++] = i;
+    const x = i % w;
+    if (x > 0 && mark[i - 1] === 0) (mark[i - 1] = 2), ringCount++;
+    if (x + 1 < w && mark[i + 1] === 0) (mark[i + 1] = 2), ringCount++;
+    if (i >= w && mark[i - w] === 0) (mark[i - w] = 2), ringCount++;
+    if (i + w < w * h && mark[i + w] === 0) (mark[i + w] = 2), ringCount++;
+  }
+  const ring = new Int32Array(ringCount);
+  for (let i = 0, k = 0; k < ringCount; i++) if (mark[i] === 2) ring[k++] = i;
+  return { pixels, ring };
+}
+
+/** Mean colour of the full-resolution footprint of each band pixel (w×h working grid over W×H), 0..255. */
+function bandColours(band: Int32Array, w: number, h: number, image: GuideImage): Float32Array {
+  const { width: W, height: H, data, channels: ch } = image;
+  const out = new Float32Array(band.length * 3);
+  const sx = W / w, sy = H / h;
+  if (sx === 1 && sy === 1) {
+    for (let k = 0; k < band.length; k++) {
+      const p = band[k]! * ch;
+      out[k * 3] = data[p]!;
+      out[k * 3 + 1] = data[p + 1]!;
+      out[k * 3 + 2] = data[p + 2]!;
+    }
+    return out;
+  }
+  for (let k = 0; k < band.length; k++) {
+    const i = band[k]!;
+    const x = i % w, y = (i - x) / w;
+    const x0 = Math.floor(x * sx), x1 = Math.max(x0 + 1, Math.min(W, Math.floor((x + 1) * sx)));
+    const y0 = Math.floor(y * sy), y1 = Math.max(y0 + 1, Math.min(H, Math.floor((y + 1) * sy)));
+    let r = 0, g = 0, b = 0;
+    for (let yy = y0; yy < y1; yy++) {
+      for (let p = (yy * W + x0) * ch, end = (yy * W + x1) * ch; p < end; p += ch) {
+        r += data[p]!;
+        g += data[p + 1]!;
+        b += data[p + 2]!;
+      }
+    }
+    const inv = 1 / ((x1 - x0) * (y1 - y0));
+    out[k * 3] = r * inv;
+    out[k * 3 + 1] = g * inv;
+    out[k * 3 + 2] = b * inv;
+  }
+  return out;
+}
+
+/**
+ * Minimises Σ w_ij (α_i − α_j)² + prior · Σ (α_i − p_i)² over the band, with w_ij = exp(−β·|I_i − I_j|² / mean) on
+ * 4-neighbour links, the ring held at the stretched mask (it has colours, so a photo edge right at the band's side
+ * still cuts the link). Gauss–Seidel sweeps. Returns alpha (0..1) per band pixel, in band order.
+ */
+function solveBand(prior: Uint8Array, band: Band, w: number, h: number, image: GuideImage, params: RefineParams): Float64Array {
+  const nb = band.pixels.length;
+  if (nb === 0) return new Float64Array(0);
+  const all = new Int32Array(nb + band.ring.length);
+  all.set(band.pixels);
+  all.set(band.ring, nb);
+  const total = all.length;
+  const colour = bandColours(all, w, h, image);
+  // Slot of each working pixel in `all` (−1 outside), to find a neighbour's colour and value.
+  const slot = new Int32Array(w * h).fill(-1);
+  for (let k = 0; k < total; k++) slot[all[k]!] = k;
+  const values = new Float64Array(total + 1); // the last slot stays 0: the target of missing links
+  for (let k = 0; k < total; k++) values[k] = prior[all[k]!]! / 255;
+  // Four links per solved pixel: neighbour slot and squared colour step, then the weight.
+  const nbr = new Int32Array(nb * 4).fill(total);
+  const wt = new Float64Array(nb * 4);
+  let sum = 0, links = 0;
+  for (let k = 0; k < nb; k++) {
+    const i = all[k]!;
+    const x = i % w;
+    const ns = [x > 0 ? slot[i - 1]! : -1, x + 1 < w ? slot[i + 1]! : -1, i >= w ? slot[i - w]! : -1, i + w < w * h ? slot[i + w]! : -1];
+    for (let d = 0; d < 4; d++) {
+      const j = ns[d]!;
+      if (j < 0) continue;
+      const dr = colour[k * 3]! - colour[j * 3]!, dg = colour[k * 3 + 1]! - colour[j * 3 + 1]!, db = colour[k * 3 + 2]! - colour[j * 3 + 2]!;
+      const step = dr * dr + dg * dg + db * db;
+      nbr[k * 4 + d] = j;
+      wt[k * 4 + d] = step;
+      sum += step;
+      links++;
+    }
+  }
+  const gain = params.beta / Math.max(1e-6, sum / Math.max(1, links));
+  const lambda = params.prior;
+  const base = new Float64Array(nb), inv = new Float64Array(nb);
+  for (let k = 0, q = 0; k < nb; k++) {
+    let ws = lambda;
+    for (let d = 0; d < 4; d++, q++) {
+      if (nbr[q] === total) continue;
+      wt[q] = Math.exp(-gain * wt[q]!);
+      ws += wt[q]!;
+    }
+    base[k] = lambda * values[k]!;
+    inv[k] = 1 / ws;
+  }
+  for (let it = 0; it < params.iterations; it++) {
+    for (let k = 0, q = 0; k < nb; k++, q += 4) {
+      values[k] = (base[k]! + wt[q]! * values[nbr[q]!]! + wt[q + 1]! * values[nbr[q + 1]!]! + wt[q + 2]! * values[nbr[q + 2]!]! + wt[q + 3]! * values[nbr[q + 3]!]!) * inv[k]!;
+    }
+  }
+  return values.subarray(0, nb);
+}
+
+/**
+ * Writes the working-resolution alpha: band pixels from the solve, every other pixel from the stretched mask, all
+ * through the confidence curve 0.5 + g·(α − 0.5), g = clamp(gainPerSlope · slope, minGain, maxGain), where slope is
+ * the stretched mask's gradient in alpha per mask pixel. A hard edge (the model's steepest ramp) gets the most
+ * contrast; a wide, gentle ramp (a feathered or blurred edge the model saw) keeps most of its softness.
+ */
+function writeAlpha(prior: Uint8Array, alpha: Float64Array, band: Band, w: number, h: number, maskPxX: number, maskPxY: number, curve: CurveParams): Buffer {
+  const n = w * h;
+  const out = Buffer.allocUnsafe(n);
+  // Central differences in 0..255 per working pixel → alpha per mask pixel.
+  const sx = maskPxX / 255, sy = maskPxY / 255;
+  const through = (i: number, a: number) => {
+    const x = i % w;
+    const l = x > 0 ? i - 1 : i, r = x + 1 < w ? i + 1 : i;
+    const u = i >= w ? i - w : i, d = i + w < n ? i + w : i;
+    const gx = ((prior[r]! - prior[l]!) / Math.max(1, r - l)) * sx;
+    const gy = ((prior[d]! - prior[u]!) / Math.max(1, (d - u) / w)) * sy;
+    let g = curve.gainPerSlope * Math.sqrt(gx * gx + gy * gy);
+    g = g < curve.minGain ? curve.minGain : g > curve.maxGain ? curve.maxGain : g;
+    const v = (0.5 + g * (a - 0.5)) * 255;
+    out[i] = v <= 0 ? 0 : v >= 255 ? 255 : v + 0.5;
+  };
+  for (let i = 0; i < n; i++) {
+    const p = prior[i]!;
+    if (p === 0 || p === 255) out[i] = p;
+    else through(i, p / 255);
+  }
+  const { pixels } = band;
+  for (let k = 0; k < pixels.length; k++) through(pixels[k]!, alpha[k]!);
   return out;
 }

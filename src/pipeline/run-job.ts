@@ -93,7 +93,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   lap('matte');
   await yieldToEventLoop();
 
-  if (job.despill || job.foregroundEstimation) estimateForeground(image.data, image.channels, alpha, image.width, image.height);
+  if (job.despill || job.foregroundEstimation) estimateForeground(image.data, image.channels, alpha, image.width, image.height, { despill: job.despill });
   let raster: Raster = { data: image.data, width: image.width, height: image.height, channels: image.channels, alpha };
   const fullBox = await subjectBoxSliced(alpha, image.width, image.height);
   const rect = job.crop ? cropRect(fullBox, image.width, image.height, job.cropMargin) : { left: 0, top: 0, width: image.width, height: image.height };
