@@ -9,7 +9,7 @@ import { EventSource } from 'eventsource';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGatewayProcess, stopChild, type GatewayProcess } from './helpers/child.js';
-import { subjectFixture } from './helpers/fixtures.js';
+import { cameraPhoto } from '../bench/photo.js';
 import { startServer, TEST_KEY, type TestServer } from './helpers/server.js';
 
 const LEASE_SECONDS = 2;
@@ -26,9 +26,15 @@ let bigs: Uint8Array[];
 beforeAll(async () => {
   // The survivor's own jobs: renewed every 2 s, far longer than their 1 s results TTL. The lease is the writer's:
   // the doomed replica's jobs carry its 2 s lease whoever reads them.
-  [doomed, survivor] = await Promise.all([startGatewayProcess(env), startServer({ ...env, QUEUE_CONCURRENCY: '1', JOB_LEASE_SECONDS: '6', RESULTS_TTL_SECONDS: '1' })]);
+  // The survivor encodes with the slowest PNG settings (zlib 9 + adaptive filters, ≈ 10 s at 17 MP), so its jobs
+  // outlast several lease renewals and results TTLs however fast decoding and inference get.
+  [doomed, survivor] = await Promise.all([
+    startGatewayProcess(env),
+    startServer({ ...env, QUEUE_CONCURRENCY: '1', JOB_LEASE_SECONDS: '6', RESULTS_TTL_SECONDS: '1', PNG_COMPRESSION_LEVEL: '9', PNG_ADAPTIVE_FILTERING: 'true' }),
+  ]);
   // Large enough that decoding, inference and encoding take several lease periods on one core.
-  bigs = await Promise.all([[4800, 3600], [4700, 3500], [4600, 3450]].map(async ([width, height]) => (await subjectFixture({ width, height })).bytes));
+  // Camera-like noise, so the PNG encode really works: a flat synthetic picture compresses in no time at any level.
+  bigs = await Promise.all([[4800, 3600], [4700, 3500], [4600, 3450]].map(([width, height], seed) => cameraPhoto(width!, height!, seed + 1)));
 }, 180_000);
 afterAll(async () => {
   if (doomed) await stopChild(doomed.child, 'SIGKILL');
