@@ -31,32 +31,45 @@ export async function subjectBoxSliced(alpha: Uint8Array, width: number, height:
 }
 
 function boxScanner(alpha: Uint8Array, width: number) {
-  let top = -1, bottom = -1, left = width, right = -1;
-  const rows = (y0: number, y1: number) => {
-    for (let y = y0; y < y1; y++) {
-      const row = y * width;
-      let first = -1, last = -1;
-      for (let x = 0; x < width; x++) {
-        if (alpha[row + x]! > SUBJECT_ALPHA) {
-          first = x;
-          break;
-        }
-      }
-      if (first < 0) continue;
-      for (let x = width - 1; x >= first; x--) {
-        if (alpha[row + x]! > SUBJECT_ALPHA) {
-          last = x;
-          break;
-        }
-      }
-      if (top < 0) top = y;
-      bottom = y;
-      if (first < left) left = first;
-      if (last > right) right = last;
-    }
+  // top, bottom, left, right
+  const acc = new Int32Array([-1, -1, width, -1]);
+  const rows = (y0: number, y1: number) => scanRows(alpha, width, y0, y1, acc);
+  const box = (): ForegroundBox => {
+    const [top, bottom, left, right] = acc as unknown as [number, number, number, number];
+    return top < 0 ? { left: 0, top: 0, width: 0, height: 0 } : { left, top, width: right - left + 1, height: bottom - top + 1 };
   };
-  const box = (): ForegroundBox => (top < 0 ? { left: 0, top: 0, width: 0, height: 0 } : { left, top, width: right - left + 1, height: bottom - top + 1 });
   return { rows, box };
+}
+
+/** Rows y0..y1 of the subject-box scan; a plain function with its arrays as arguments, which V8 runs fastest. */
+function scanRows(alpha: Uint8Array, width: number, y0: number, y1: number, acc: Int32Array): void {
+  let top = acc[0]!, bottom = acc[1]!, left = acc[2]!, right = acc[3]!;
+  for (let y = y0; y < y1; y++) {
+    const row = y * width;
+    let first = -1;
+    for (let x = 0; x < width; x++) {
+      if (alpha[row + x]! > SUBJECT_ALPHA) {
+        first = x;
+        break;
+      }
+    }
+    if (first < 0) continue;
+    let last = first;
+    for (let x = width - 1; x > first; x--) {
+      if (alpha[row + x]! > SUBJECT_ALPHA) {
+        last = x;
+        break;
+      }
+    }
+    if (top < 0) top = y;
+    bottom = y;
+    if (first < left) left = first;
+    if (last > right) right = last;
+  }
+  acc[0] = top;
+  acc[1] = bottom;
+  acc[2] = left;
+  acc[3] = right;
 }
 
 /** The crop rectangle: the subject box grown by the margin, clamped to the image; the whole image if no subject. */
@@ -103,36 +116,35 @@ export function cropRaster(r: Raster, rect: ForegroundBox): Raster {
  */
 export async function flattenOnColor(r: Raster, color: Pick<Rgba, 'r' | 'g' | 'b'>): Promise<Raster> {
   const alpha = r.alpha!;
-  const src = r.data;
-  const step = r.channels;
-  const out = step === 3 ? src : Buffer.allocUnsafe(r.width * r.height * 3);
-  const br = color.r, bg = color.g, bb = color.b;
-  const pattern = Buffer.from([br, bg, bb]);
-  await inBands(r.height, r.width, (y0, y1) => {
-    const n = y1 * r.width;
-    let p = y0 * r.width;
-    while (p < n) {
-      const a = alpha[p]!;
-      if (a === 255 || a === 0) {
-        let end = p + 1;
-        while (end < n && alpha[end] === a) end++;
-        if (a === 0) out.fill(pattern, p * 3, end * 3);
-        else if (step !== 3) for (let q = p, i = p * step, o = p * 3; q < end; q++, i += step, o += 3) {
-          out[o] = src[i]!;
-          out[o + 1] = src[i + 1]!;
-          out[o + 2] = src[i + 2]!;
-        }
-        p = end;
-        continue;
-      }
-      const i = p * step, o = p * 3, ia = 255 - a;
-      out[o] = ((src[i]! * a + br * ia + 128) * 257) >> 16;
-      out[o + 1] = ((src[i + 1]! * a + bg * ia + 128) * 257) >> 16;
-      out[o + 2] = ((src[i + 2]! * a + bb * ia + 128) * 257) >> 16;
-      p++;
-    }
-  });
+  const out = r.channels === 3 ? r.data : Buffer.allocUnsafe(r.width * r.height * 3);
+  const pattern = Buffer.from([color.r, color.g, color.b]);
+  await inBands(r.height, r.width, (y0, y1) => flattenRange(alpha, r.data, r.channels, out, pattern, y0 * r.width, y1 * r.width));
   return { data: out, width: r.width, height: r.height, channels: 3 };
+}
+
+function flattenRange(alpha: Uint8Array, src: Buffer, step: number, out: Buffer, pattern: Buffer, from: number, to: number): void {
+  const br = pattern[0]!, bg = pattern[1]!, bb = pattern[2]!;
+  let p = from;
+  while (p < to) {
+    const a = alpha[p]!;
+    if (a === 255 || a === 0) {
+      let end = p + 1;
+      while (end < to && alpha[end] === a) end++;
+      if (a === 0) out.fill(pattern, p * 3, end * 3);
+      else if (step !== 3) for (let q = p, i = p * step, o = p * 3; q < end; q++, i += step, o += 3) {
+        out[o] = src[i]!;
+        out[o + 1] = src[i + 1]!;
+        out[o + 2] = src[i + 2]!;
+      }
+      p = end;
+      continue;
+    }
+    const i = p * step, o = p * 3, ia = 255 - a;
+    out[o] = ((src[i]! * a + br * ia + 128) * 257) >> 16;
+    out[o + 1] = ((src[i + 1]! * a + bg * ia + 128) * 257) >> 16;
+    out[o + 2] = ((src[i + 2]! * a + bb * ia + 128) * 257) >> 16;
+    p++;
+  }
 }
 
 /** Composites over a translucent colour: alpha stays, so the result still has 4 channels. */

@@ -6,7 +6,7 @@ import type { DecodedImage } from './decode.js';
 import type { LowResMask } from './infer.js';
 import { morphAlpha } from './morph.js';
 import { inBands } from './slice.js';
-import { REFINE_PRESETS, refineMask, type RefineMode } from './refine.js';
+import { REFINE_PRESETS, refineMaskSliced, type RefineMode } from './refine.js';
 import { upsampleBilinearSliced } from './upsample.js';
 
 export type MatteOptions = Pick<RemovalJob, 'invertMask' | 'grow' | 'semitransparency'> & { refine?: RemovalJob['refine'] };
@@ -50,7 +50,7 @@ export async function upsampleMask(mask: LowResMask, image: DecodedImage, option
   let alpha =
     mode === 'off'
       ? await upsampleBilinearSliced(small, mask.size, mask.size, image.width, image.height)
-      : refineMask(small, mask.size, image, REFINE_PRESETS[mode]);
+      : await refineMaskSliced(small, mask.size, image, REFINE_PRESETS[mode]);
   if (!options.semitransparency) {
     const a = alpha;
     await inBands(image.height, image.width, (y0, y1) => {

@@ -7,7 +7,8 @@
 // The band is solved at a working resolution capped by `workLongSide`; colours are read from the full-resolution
 // pixels only for band pixels (box-averaged over each working pixel's footprint), so nothing is resized as a whole.
 import { cleanMask, CLEANUP } from './mask-cleanup.js';
-import { upsampleBilinear } from './upsample.js';
+import { bands, PIXELS_PER_STEP, runSliced, runToEnd, type Steps } from './slice.js';
+import { upsampleSteps } from './upsample.js';
 
 export const REFINE_MODES = ['off', 'fast', 'full'] as const;
 export type RefineMode = (typeof REFINE_MODES)[number];
@@ -64,15 +65,25 @@ const SOFT = 26;
  * `mask` values are 0..255. Returns one byte per image pixel.
  */
 export function refineMask(mask: Uint8Array, size: number, image: GuideImage, params: RefineParams, curve: CurveParams = CURVE): Buffer {
+  return runToEnd(refineSteps(mask, size, image, params, curve));
+}
+
+/** refineMask with the event loop let in between its passes (the pipeline's path: outputs up to 50 MP). */
+export function refineMaskSliced(mask: Uint8Array, size: number, image: GuideImage, params: RefineParams, curve: CurveParams = CURVE): Promise<Buffer> {
+  return runSliced(refineSteps(mask, size, image, params, curve));
+}
+
+function* refineSteps(mask: Uint8Array, size: number, image: GuideImage, params: RefineParams, curve: CurveParams): Steps<Buffer> {
   const { width: W, height: H } = image;
   const scale = Math.min(1, Math.min(params.workLongSide, params.workPerMaskPx * size) / Math.max(W, H));
   const w = Math.max(1, Math.round(W * scale)), h = Math.max(1, Math.round(H * scale));
   const clean = cleanMask(mask, size, size, CLEANUP);
-  const prior = upsampleBilinear(clean, size, size, w, h);
+  const prior = yield* upsampleSteps(clean, size, size, w, h);
   const band = findBand(clean, size, w, h, params.bandMaskPx);
-  const alpha = solveBand(prior, band, w, h, image, params);
-  const out = writeAlpha(prior, alpha, band, w, h, w / size, h / size, curve);
-  return w === W && h === H ? out : upsampleBilinear(out, w, h, W, H);
+  yield;
+  const alpha = yield* solveBand(prior, band, w, h, image, params);
+  const out = yield* writeAlpha(prior, alpha, band, w, h, w / size, h / size, curve);
+  return w === W && h === H ? out : yield* upsampleSteps(out, w, h, W, H);
 }
 
 export interface Band {
@@ -215,7 +226,7 @@ function bandColours(band: Int32Array, w: number, h: number, image: GuideImage):
  * 4-neighbour links, the ring held at the stretched mask (it has colours, so a photo edge right at the band's side
  * still cuts the link). Gauss–Seidel sweeps. Returns alpha (0..1) per band pixel, in band order.
  */
-function solveBand(prior: Uint8Array, band: Band, w: number, h: number, image: GuideImage, params: RefineParams): Float64Array {
+function* solveBand(prior: Uint8Array, band: Band, w: number, h: number, image: GuideImage, params: RefineParams): Steps<Float64Array> {
   const nb = band.pixels.length;
   if (nb === 0) return new Float64Array(0);
   const all = new Int32Array(nb + band.ring.length);
@@ -223,6 +234,7 @@ function solveBand(prior: Uint8Array, band: Band, w: number, h: number, image: G
   all.set(band.ring, nb);
   const total = all.length;
   const colour = bandColours(all, w, h, image);
+  yield;
   // Slot of each working pixel in `all` (−1 outside), to find a neighbour's colour and value.
   const slot = new Int32Array(w * h).fill(-1);
   for (let k = 0; k < total; k++) slot[all[k]!] = k;
@@ -260,9 +272,17 @@ function solveBand(prior: Uint8Array, band: Band, w: number, h: number, image: G
     base[k] = lambda * values[k]!;
     inv[k] = 1 / ws;
   }
-  for (let it = 0; it < params.iterations; it++) {
-    for (let k = 0, q = 0; k < nb; k++, q += 4) {
+  const relax = (from: number, to: number) => {
+    for (let k = from, q = from * 4; k < to; k++, q += 4) {
       values[k] = (base[k]! + wt[q]! * values[nbr[q]!]! + wt[q + 1]! * values[nbr[q + 1]!]! + wt[q + 2]! * values[nbr[q + 2]!]! + wt[q + 3]! * values[nbr[q + 3]!]!) * inv[k]!;
+    }
+  };
+  yield;
+  for (let it = 0; it < params.iterations; it++) {
+    // In chunks: one Gauss–Seidel sweep over the band, split only where a pause may come (same result).
+    for (let from = 0; from < nb; from += PIXELS_PER_STEP) {
+      relax(from, Math.min(nb, from + PIXELS_PER_STEP));
+      yield;
     }
   }
   return values.subarray(0, nb);
@@ -274,7 +294,7 @@ function solveBand(prior: Uint8Array, band: Band, w: number, h: number, image: G
  * the stretched mask's gradient in alpha per mask pixel. A hard edge (the model's steepest ramp) gets the most
  * contrast; a wide, gentle ramp (a feathered or blurred edge the model saw) keeps most of its softness.
  */
-function writeAlpha(prior: Uint8Array, alpha: Float64Array, band: Band, w: number, h: number, maskPxX: number, maskPxY: number, curve: CurveParams): Buffer {
+function* writeAlpha(prior: Uint8Array, alpha: Float64Array, band: Band, w: number, h: number, maskPxX: number, maskPxY: number, curve: CurveParams): Steps<Buffer> {
   const n = w * h;
   const out = Buffer.allocUnsafe(n);
   // Central differences in 0..255 per working pixel → alpha per mask pixel.
@@ -290,11 +310,13 @@ function writeAlpha(prior: Uint8Array, alpha: Float64Array, band: Band, w: numbe
     const v = (0.5 + g * (a - 0.5)) * 255;
     out[i] = v <= 0 ? 0 : v >= 255 ? 255 : v + 0.5;
   };
-  for (let i = 0; i < n; i++) {
-    const p = prior[i]!;
-    if (p === 0 || p === 255) out[i] = p;
-    else through(i, p / 255);
-  }
+  yield* bands(h, w, (y0, y1) => {
+    for (let i = y0 * w, end = y1 * w; i < end; i++) {
+      const p = prior[i]!;
+      if (p === 0 || p === 255) out[i] = p;
+      else through(i, p / 255);
+    }
+  });
   const { pixels } = band;
   for (let k = 0; k < pixels.length; k++) through(pixels[k]!, alpha[k]!);
   return out;

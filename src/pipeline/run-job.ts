@@ -11,7 +11,7 @@ import { decodeImage, openImage, type DecodedImage, type DecodeLimits, type Open
 import { CONTENT_TYPES, encodeRaster, encodeZip, OPAQUE_FORMATS, type EncodeOptions } from './encode.js';
 import { answerKey, getAnswer, putAnswer } from './answer-cache.js';
 import { addShadow, addStroke, applyRoi, layoutSubject } from './effects.js';
-import { estimateForeground } from './foreground.js';
+import { estimateForegroundSliced } from './foreground.js';
 import { inferMask, type LowResMask } from './infer.js';
 import { upsampleMask, type RefineSetting } from './matte.js';
 import { maskUncertainty } from './uncertainty.js';
@@ -93,7 +93,7 @@ export async function runJob(job: RemovalJob, deps: PipelineDeps, signal?: Abort
   lap('matte');
   await yieldToEventLoop();
 
-  if (job.despill || job.foregroundEstimation) estimateForeground(image.data, image.channels, alpha, image.width, image.height, { despill: job.despill });
+  if (job.despill || job.foregroundEstimation) await estimateForegroundSliced(image.data, image.channels, alpha, image.width, image.height, { despill: job.despill });
   let raster: Raster = { data: image.data, width: image.width, height: image.height, channels: image.channels, alpha };
   const fullBox = await subjectBoxSliced(alpha, image.width, image.height);
   const rect = job.crop ? cropRect(fullBox, image.width, image.height, job.cropMargin) : { left: 0, top: 0, width: image.width, height: image.height };

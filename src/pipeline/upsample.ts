@@ -2,7 +2,7 @@
 // Separable bilinear upsampling of a small square mask to the output size, in JS.
 // libvips' resize of a 320² mask to 12 MP takes ~300 ms (perf-anchors §3); this takes ~25 ms because
 // each output row is a fixed-weight blend of two pre-widened source rows.
-import { inBands } from './slice.js';
+import { bands, runSliced, runToEnd, type Steps } from './slice.js';
 
 /** Pixel-centre aligned source coordinate and weight for each destination index. */
 function taps(srcSize: number, dstSize: number): { i0: Int32Array; i1: Int32Array; w: Float32Array } {
@@ -23,51 +23,50 @@ function taps(srcSize: number, dstSize: number): { i0: Int32Array; i1: Int32Arra
 }
 
 export function upsampleBilinear(src: Uint8Array, srcWidth: number, srcHeight: number, width: number, height: number): Buffer {
-  const { out, widen, blend } = bilinearPasses(src, srcWidth, srcHeight, width, height);
-  widen(0, srcHeight);
-  blend(0, height);
-  return out;
+  return runToEnd(upsampleSteps(src, srcWidth, srcHeight, width, height));
 }
 
-/** The same, in bands of rows with the event loop let in between (full-resolution outputs on the main thread). */
-export async function upsampleBilinearSliced(src: Uint8Array, srcWidth: number, srcHeight: number, width: number, height: number): Promise<Buffer> {
-  const { out, widen, blend } = bilinearPasses(src, srcWidth, srcHeight, width, height);
-  await inBands(srcHeight, width, widen);
-  await inBands(height, width, blend);
-  return out;
+/** The same, with the event loop let in between bands of rows (full-resolution outputs on the main thread). */
+export function upsampleBilinearSliced(src: Uint8Array, srcWidth: number, srcHeight: number, width: number, height: number): Promise<Buffer> {
+  return runSliced(upsampleSteps(src, srcWidth, srcHeight, width, height));
 }
 
-function bilinearPasses(src: Uint8Array, srcWidth: number, srcHeight: number, width: number, height: number) {
+export function* upsampleSteps(src: Uint8Array, srcWidth: number, srcHeight: number, width: number, height: number): Steps<Buffer> {
   const out = Buffer.allocUnsafe(width * height);
   const cols = taps(srcWidth, width);
   const rows = taps(srcHeight, height);
   // Widen every source row once (srcHeight × width), then blend pairs of them per output row.
   const wide = new Float32Array(srcHeight * width);
-  const widen = (y0: number, y1: number) => {
-    for (let y = y0; y < y1; y++) {
-      const s = y * srcWidth;
-      const o = y * width;
+  yield* bands(srcHeight, width, (y0, y1) => widenRows(src, srcWidth, wide, width, cols.i0, cols.i1, cols.w, y0, y1));
+  yield* bands(height, width, (y0, y1) => blendRows(wide, out, width, rows.i0, rows.i1, rows.w, y0, y1));
+  return out;
+}
+
+// The kernels take everything as arguments: loops over captured variables ran 2× slower in V8.
+function widenRows(src: Uint8Array, srcWidth: number, wide: Float32Array, width: number, i0: Int32Array, i1: Int32Array, w: Float32Array, y0: number, y1: number): void {
+  for (let y = y0; y < y1; y++) {
+    const s = y * srcWidth;
+    const o = y * width;
+    for (let x = 0; x < width; x++) {
+      const a = src[s + i0[x]!]!;
+      wide[o + x] = a + (src[s + i1[x]!]! - a) * w[x]!;
+    }
+  }
+}
+
+function blendRows(wide: Float32Array, out: Uint8Array, width: number, i0: Int32Array, i1: Int32Array, w: Float32Array, y0: number, y1: number): void {
+  for (let y = y0; y < y1; y++) {
+    const r0 = i0[y]! * width;
+    const r1 = i1[y]! * width;
+    const wy = w[y]!;
+    const o = y * width;
+    if (wy === 0) {
+      for (let x = 0; x < width; x++) out[o + x] = wide[r0 + x]! + 0.5;
+    } else {
       for (let x = 0; x < width; x++) {
-        const a = src[s + cols.i0[x]!]!;
-        wide[o + x] = a + (src[s + cols.i1[x]!]! - a) * cols.w[x]!;
+        const a = wide[r0 + x]!;
+        out[o + x] = a + (wide[r1 + x]! - a) * wy + 0.5;
       }
     }
-  };
-  const blend = (y0: number, y1: number) => {
-    for (let y = y0; y < y1; y++) {
-      const r0 = rows.i0[y]! * width;
-      const r1 = rows.i1[y]! * width;
-      const wy = rows.w[y]!;
-      const o = y * width;
-      if (wy === 0) {
-        for (let x = 0; x < width; x++) out[o + x] = wide[r0 + x]! + 0.5;
-      } else {
-        for (let x = 0; x < width; x++) {
-          const a = wide[r0 + x]!;
-          out[o + x] = a + (wide[r1 + x]! - a) * wy + 0.5;
-        }
-      }
-    }
-  };
-  return { out, widen, blend };
+  }
 }
