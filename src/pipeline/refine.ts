@@ -79,8 +79,7 @@ function* refineSteps(mask: Uint8Array, size: number, image: GuideImage, params:
   const w = Math.max(1, Math.round(W * scale)), h = Math.max(1, Math.round(H * scale));
   const clean = cleanMask(mask, size, size, CLEANUP);
   const prior = yield* upsampleSteps(clean, size, size, w, h);
-  const band = findBand(clean, size, w, h, params.bandMaskPx);
-  yield;
+  const band = yield* findBand(clean, size, w, h, params.bandMaskPx);
   const alpha = yield* solveBand(prior, band, w, h, image, params);
   const out = yield* writeAlpha(prior, alpha, band, w, h, w / size, h / size, curve);
   return w === W && h === H ? out : yield* upsampleSteps(out, w, h, W, H);
@@ -107,7 +106,7 @@ function firstTaps(srcSize: number, dstSize: number): Int32Array {
  * mask pixel of its first bilinear tap does. Every working pixel whose stretched value is undecided or next to the
  * contour is then inside, and the cost of finding it follows the mask, not the output.
  */
-export function findBand(mask: Uint8Array, size: number, w: number, h: number, radius: number): Band {
+export function* findBand(mask: Uint8Array, size: number, w: number, h: number, radius: number): Steps<Band> {
   const m = size * size;
   const r = Math.max(1, Math.ceil(radius));
   const inBand = new Uint8Array(m);
@@ -157,11 +156,32 @@ export function findBand(mask: Uint8Array, size: number, w: number, h: number, r
       }
     }
   }
+  yield;
   // Working grid: a mark per pixel (1 band, 2 ring), counted and listed row by row.
   const cols = firstTaps(size, w), rows = firstTaps(size, h);
   const mark = new Uint8Array(w * h);
   let count = 0;
-  for (let y = 0; y < h; y++) {
+  for (let y0 = 0, step = rowsPerStep(w); y0 < h; y0 += step) {
+    count += markBand(inBand, size, rows, cols, mark, w, y0, Math.min(h, y0 + step));
+    yield;
+  }
+  const pixels = new Int32Array(count);
+  const listed = { pixels: 0, ring: 0 };
+  for (let i0 = 0; i0 < w * h; i0 += PIXELS_PER_STEP) {
+    listBand(mark, w, h, pixels, listed, i0, Math.min(w * h, i0 + PIXELS_PER_STEP));
+    yield;
+  }
+  const ring = new Int32Array(listed.ring);
+  for (let i = 0, k = 0; k < listed.ring; i++) if (mark[i] === 2) ring[k++] = i;
+  return { pixels, ring };
+}
+
+const rowsPerStep = (rowWidth: number) => Math.max(1, Math.floor(PIXELS_PER_STEP / Math.max(1, rowWidth)));
+
+/** Marks the working rows [y0, y1) whose first tap lands in the mask's band; returns how many were marked. */
+function markBand(inBand: Uint8Array, size: number, rows: Int32Array, cols: Int32Array, mark: Uint8Array, w: number, y0: number, y1: number): number {
+  let count = 0;
+  for (let y = y0; y < y1; y++) {
     const o = rows[y]! * size;
     for (let x = 0, i = y * w; x < w; x++, i++) {
       if (inBand[o + cols[x]!]) {
@@ -170,9 +190,13 @@ export function findBand(mask: Uint8Array, size: number, w: number, h: number, r
       }
     }
   }
-  const pixels = new Int32Array(count);
-  let ringCount = 0;
-  for (let i = 0, k = 0; i < w * h; i++) {
+  return count;
+}
+
+/** Lists the band pixels of [i0, end) into `pixels` and marks their unmarked 4-neighbours as ring, counting both. */
+function listBand(mark: Uint8Array, w: number, h: number, pixels: Int32Array, listed: { pixels: number; ring: number }, i0: number, end: number): void {
+  let k = listed.pixels, ringCount = 0;
+  for (let i = i0; i < end; i++) {
     if (mark[i] !== 1) continue;
     pixels[k++] = i;
     const x = i % w;
@@ -181,26 +205,26 @@ export function findBand(mask: Uint8Array, size: number, w: number, h: number, r
     if (i >= w && mark[i - w] === 0) (mark[i - w] = 2), ringCount++;
     if (i + w < w * h && mark[i + w] === 0) (mark[i + w] = 2), ringCount++;
   }
-  const ring = new Int32Array(ringCount);
-  for (let i = 0, k = 0; k < ringCount; i++) if (mark[i] === 2) ring[k++] = i;
-  return { pixels, ring };
+  listed.pixels = k;
+  listed.ring += ringCount;
 }
 
 /** Mean colour of the full-resolution footprint of each band pixel (w×h working grid over W×H), 0..255. */
-function bandColours(band: Int32Array, w: number, h: number, image: GuideImage): Float32Array {
-  const { width: W, height: H, data, channels: ch } = image;
+function* bandColours(band: Int32Array, w: number, h: number, image: GuideImage): Steps<Float32Array> {
   const out = new Float32Array(band.length * 3);
-  const sx = W / w, sy = H / h;
-  if (sx === 1 && sy === 1) {
-    for (let k = 0; k < band.length; k++) {
-      const p = band[k]! * ch;
-      out[k * 3] = data[p]!;
-      out[k * 3 + 1] = data[p + 1]!;
-      out[k * 3 + 2] = data[p + 2]!;
-    }
-    return out;
+  const footprint = Math.ceil(image.width / w) * Math.ceil(image.height / h);
+  const step = Math.max(1, Math.floor(PIXELS_PER_STEP / footprint));
+  for (let k = 0; k < band.length; k += step) {
+    averageFootprints(band, k, Math.min(band.length, k + step), w, h, image, out);
+    yield;
   }
-  for (let k = 0; k < band.length; k++) {
+  return out;
+}
+
+function averageFootprints(band: Int32Array, from: number, to: number, w: number, h: number, image: GuideImage, out: Float32Array): void {
+  const { width: W, height: H, data, channels: ch } = image;
+  const sx = W / w, sy = H / h;
+  for (let k = from; k < to; k++) {
     const i = band[k]!;
     const x = i % w, y = (i - x) / w;
     const x0 = Math.floor(x * sx), x1 = Math.max(x0 + 1, Math.min(W, Math.floor((x + 1) * sx)));
@@ -218,7 +242,6 @@ function bandColours(band: Int32Array, w: number, h: number, image: GuideImage):
     out[k * 3 + 1] = g * inv;
     out[k * 3 + 2] = b * inv;
   }
-  return out;
 }
 
 /**
@@ -233,59 +256,81 @@ function* solveBand(prior: Uint8Array, band: Band, w: number, h: number, image: 
   all.set(band.pixels);
   all.set(band.ring, nb);
   const total = all.length;
-  const colour = bandColours(all, w, h, image);
-  yield;
+  const colour = yield* bandColours(all, w, h, image);
   // Slot of each working pixel in `all` (−1 outside), to find a neighbour's colour and value.
   const slot = new Int32Array(w * h).fill(-1);
   for (let k = 0; k < total; k++) slot[all[k]!] = k;
   const values = new Float64Array(total + 1); // the last slot stays 0: the target of missing links
   for (let k = 0; k < total; k++) values[k] = prior[all[k]!]! / 255;
+  yield;
   // Four links per solved pixel: neighbour slot and squared colour step, then the weight.
   const nbr = new Int32Array(nb * 4).fill(total);
   const wt = new Float64Array(nb * 4);
-  let sum = 0, links = 0;
-  for (let k = 0; k < nb; k++) {
-    const i = all[k]!;
-    const x = i % w;
-    const ns = [x > 0 ? slot[i - 1]! : -1, x + 1 < w ? slot[i + 1]! : -1, i >= w ? slot[i - w]! : -1, i + w < w * h ? slot[i + w]! : -1];
-    for (let d = 0; d < 4; d++) {
-      const j = ns[d]!;
-      if (j < 0) continue;
-      const dr = colour[k * 3]! - colour[j * 3]!, dg = colour[k * 3 + 1]! - colour[j * 3 + 1]!, db = colour[k * 3 + 2]! - colour[j * 3 + 2]!;
-      const step = dr * dr + dg * dg + db * db;
-      nbr[k * 4 + d] = j;
-      wt[k * 4 + d] = step;
-      sum += step;
-      links++;
-    }
+  let sum = 0;
+  for (let k = 0; k < nb; k += PIXELS_PER_STEP) {
+    sum += linkSteps(all, slot, colour, w, h, nbr, wt, k, Math.min(nb, k + PIXELS_PER_STEP));
+    yield;
   }
+  let links = 0;
+  for (let q = 0; q < nb * 4; q++) if (nbr[q] !== total) links++;
   const gain = params.beta / Math.max(1e-6, sum / Math.max(1, links));
   const lambda = params.prior;
   const base = new Float64Array(nb), inv = new Float64Array(nb);
-  for (let k = 0, q = 0; k < nb; k++) {
+  for (let k = 0; k < nb; k += PIXELS_PER_STEP) {
+    weighLinks(nbr, wt, values, base, inv, total, gain, lambda, k, Math.min(nb, k + PIXELS_PER_STEP));
+    yield;
+  }
+  for (let it = 0; it < params.iterations; it++) {
+    // In chunks: one Gauss–Seidel sweep over the band, split only where a pause may come (same result).
+    for (let from = 0; from < nb; from += PIXELS_PER_STEP) {
+      relax(values, base, inv, nbr, wt, from, Math.min(nb, from + PIXELS_PER_STEP));
+      yield;
+    }
+  }
+  return values.subarray(0, nb);
+}
+
+/** One Gauss–Seidel update of pixels [from, to), in place. */
+function relax(values: Float64Array, base: Float64Array, inv: Float64Array, nbr: Int32Array, wt: Float64Array, from: number, to: number): void {
+  for (let k = from, q = from * 4; k < to; k++, q += 4) {
+    values[k] = (base[k]! + wt[q]! * values[nbr[q]!]! + wt[q + 1]! * values[nbr[q + 1]!]! + wt[q + 2]! * values[nbr[q + 2]!]! + wt[q + 3]! * values[nbr[q + 3]!]!) * inv[k]!;
+  }
+}
+
+/** Links of solved pixels [from, to) to their 4 neighbours in the band or ring: slot and squared colour step. Returns the steps' sum. */
+function linkSteps(all: Int32Array, slot: Int32Array, colour: Float32Array, w: number, h: number, nbr: Int32Array, wt: Float64Array, from: number, to: number): number {
+  let sum = 0;
+  const link = (k: number, d: number, j: number) => {
+    if (j < 0) return;
+    const dr = colour[k * 3]! - colour[j * 3]!, dg = colour[k * 3 + 1]! - colour[j * 3 + 1]!, db = colour[k * 3 + 2]! - colour[j * 3 + 2]!;
+    const step = dr * dr + dg * dg + db * db;
+    nbr[k * 4 + d] = j;
+    wt[k * 4 + d] = step;
+    sum += step;
+  };
+  for (let k = from; k < to; k++) {
+    const i = all[k]!;
+    const x = i % w;
+    if (x > 0) link(k, 0, slot[i - 1]!);
+    if (x + 1 < w) link(k, 1, slot[i + 1]!);
+    if (i >= w) link(k, 2, slot[i - w]!);
+    if (i + w < w * h) link(k, 3, slot[i + w]!);
+  }
+  return sum;
+}
+
+/** Turns the squared colour steps of pixels [from, to) into weights, with each pixel's prior term and 1 / Σ weights. */
+function weighLinks(nbr: Int32Array, wt: Float64Array, values: Float64Array, base: Float64Array, inv: Float64Array, missing: number, gain: number, lambda: number, from: number, to: number): void {
+  for (let k = from, q = from * 4; k < to; k++) {
     let ws = lambda;
     for (let d = 0; d < 4; d++, q++) {
-      if (nbr[q] === total) continue;
+      if (nbr[q] === missing) continue;
       wt[q] = Math.exp(-gain * wt[q]!);
       ws += wt[q]!;
     }
     base[k] = lambda * values[k]!;
     inv[k] = 1 / ws;
   }
-  const relax = (from: number, to: number) => {
-    for (let k = from, q = from * 4; k < to; k++, q += 4) {
-      values[k] = (base[k]! + wt[q]! * values[nbr[q]!]! + wt[q + 1]! * values[nbr[q + 1]!]! + wt[q + 2]! * values[nbr[q + 2]!]! + wt[q + 3]! * values[nbr[q + 3]!]!) * inv[k]!;
-    }
-  };
-  yield;
-  for (let it = 0; it < params.iterations; it++) {
-    // In chunks: one Gauss–Seidel sweep over the band, split only where a pause may come (same result).
-    for (let from = 0; from < nb; from += PIXELS_PER_STEP) {
-      relax(from, Math.min(nb, from + PIXELS_PER_STEP));
-      yield;
-    }
-  }
-  return values.subarray(0, nb);
 }
 
 /**
