@@ -41,8 +41,8 @@ export const envSchema = z.object({
   INFERENCE_BATCH: z.union([z.literal('auto'), int(1, 64)]).default('auto'),
   INFERENCE_BATCH_WAIT_MS: int(0, 1000).default(4),
   INFERENCE_THREADS: int(0, 256).default(Math.max(1, Math.min(os.availableParallelism(), 4))),
-  /** ORT's CPU memory arena keeps each run's peak buffers allocated; off measured ≈ 460 MB less RSS with u2net. */
-  INFERENCE_MEM_ARENA: bool.default(false),
+  /** ORT's CPU memory arena: 2–2.5× faster inference here; off saves ≈ 290 MB (u2net) to 870 MB (IS-Net) RSS. */
+  INFERENCE_MEM_ARENA: bool.default(true),
 
   /** libvips threads per sharp operation; 0 keeps libvips' default (one per core). See README for the measurements. */
   SHARP_CONCURRENCY: int(0, 256).default(0),

@@ -160,7 +160,7 @@ export class ModelPool {
       spec: this.spec,
       provider: this.options.provider,
       threads: this.options.threads,
-      memArena: this.options.memArena ?? false,
+      memArena: this.options.memArena ?? true,
       batch: this.options.batch ?? 'auto',
     };
     const worker = startWorker(init);

@@ -22,7 +22,11 @@ function sessionOptions(provider: Provider): ort.InferenceSession.SessionOptions
     // 'sequential' is 1.65–1.9× faster than 'parallel' on these graphs (little branch parallelism).
     executionMode: 'sequential',
     ...(init.threads > 0 ? { intraOpNumThreads: init.threads, interOpNumThreads: 1 } : {}),
+    // Measured on this 2-core machine (`npm run bench:ort-memory`, bench/RESULTS.md): without the arena every run
+    // allocates its buffers afresh and u2net runs 2×, IS-Net 2.5× slower. The memory pattern planner, on top of
+    // the arena, only adds resident memory (u2net +180 MB, IS-Net +840 MB) at the same speed, so it stays off.
     enableCpuMemArena: init.memArena,
+    enableMemPattern: false,
     // Spinning threads fight the sharp work running beside inference; turning it off costs nothing measurable.
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
