@@ -59,7 +59,7 @@ export async function execute(c: Context<AppEnv>, gw: Gateway, job: RemovalJob, 
     result = await gw.queue.run((s) => {
       gw.metrics.queueWaitSeconds.observe((performance.now() - queuedAt) / 1000);
       return runJob(job, gw.pipeline, s);
-    }, signal);
+    }, signal, job.model ?? gw.engine.defaultModel);
   } catch (err) {
     await hold.release();
     if (c.req.raw.signal.aborted) throw new GatewayError('client_closed', { cause: err });

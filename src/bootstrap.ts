@@ -83,6 +83,7 @@ export async function createGateway(options: BootstrapOptions = {}): Promise<Gat
       workers: config.INFERENCE_WORKERS,
       threads: config.INFERENCE_THREADS,
       memArena: config.INFERENCE_MEM_ARENA,
+      nice: config.INFERENCE_NICE,
       batch: config.INFERENCE_BATCH,
       batchWaitMs: config.INFERENCE_BATCH_WAIT_MS,
     });

@@ -41,6 +41,11 @@ export const envSchema = z.object({
   INFERENCE_BATCH: z.union([z.literal('auto'), int(1, 64)]).default('auto'),
   INFERENCE_BATCH_WAIT_MS: int(0, 1000).default(4),
   INFERENCE_THREADS: int(0, 256).default(Math.max(1, Math.min(os.availableParallelism(), 4))),
+  /**
+   * Inference threads run this much nicer than the event loop and the codecs (Linux, per thread). With both cores
+   * busy in ORT, an 8 ms slice of main-thread work otherwise waited up to 0.1–0.4 s for a core (bench/RESULTS.md).
+   */
+  INFERENCE_NICE: int(0, 19).default(10),
   /** ORT's CPU memory arena: 2–2.5× faster inference here; off saves ≈ 290 MB (u2net) to 870 MB (IS-Net) RSS. */
   INFERENCE_MEM_ARENA: bool.default(true),
 

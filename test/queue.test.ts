@@ -29,6 +29,44 @@ describe('JobQueue', () => {
     expect(await waiting).toBe('second');
   });
 
+  it('serves lanes (models) in turn: a burst for one model does not hold back another', async () => {
+    const q = new JobQueue({ concurrency: 1, maxWaiting: 20, retryAfterSeconds: 1 });
+    const gate = deferred();
+    const order: string[] = [];
+    const job = (name: string) => async () => {
+      order.push(name);
+    };
+    const first = q.run(() => gate.promise, undefined, 'isnet');
+    const all = [
+      ...['a1', 'a2', 'a3', 'a4', 'a5'].map((n) => q.run(job(n), undefined, 'isnet')),
+      ...['b1', 'b2'].map((n) => q.run(job(n), undefined, 'u2netp')),
+    ];
+    gate.resolve();
+    await Promise.all([first, ...all]);
+    // isnet has had its turn (the running job), so u2netp's first job goes next, then they alternate.
+    expect(order).toEqual(['b1', 'a1', 'b2', 'a2', 'a3', 'a4', 'a5']);
+
+    // A lane that was idle joins at the current turn, not behind everything queued earlier; FIFO within a lane.
+    const gate2 = deferred();
+    order.length = 0;
+    const busy = q.run(() => gate2.promise, undefined, 'isnet');
+    const later = ['c1', 'c2', 'c3'].map((n) => q.run(job(n), undefined, 'isnet'));
+    const newcomer = q.run(job('d1'), undefined, 'u2net');
+    gate2.resolve();
+    await Promise.all([busy, ...later, newcomer]);
+    expect(order).toEqual(['d1', 'c1', 'c2', 'c3']);
+
+    // Once the queue has emptied, the turns taken before do not count: the lane that had more gets no penalty.
+    const gate3 = deferred();
+    order.length = 0;
+    const u2netFirst = q.run(() => gate3.promise, undefined, 'u2net');
+    const isnetNext = q.run(job('e1'), undefined, 'isnet');
+    const u2netNext = q.run(job('f1'), undefined, 'u2net');
+    gate3.resolve();
+    await Promise.all([u2netFirst, isnetNext, u2netNext]);
+    expect(order).toEqual(['e1', 'f1']);
+  });
+
   it('drops a waiting job whose caller aborted, without running it', async () => {
     const q = new JobQueue({ concurrency: 1, maxWaiting: 5, retryAfterSeconds: 1 });
     const gate = deferred();

@@ -172,6 +172,7 @@ async function submitPhase1(c: Context<AppEnv>, gw: Gateway, runner: JobRunner, 
       return { ...cut, bytes: rendered, contentType: CONTENT_TYPES[effects.outputFormat], format: effects.outputFormat };
     },
     facts as unknown as Record<string, unknown>,
+    job.model ?? gw.engine.defaultModel,
   );
   return c.json({ jobId: record.id, async: true }, 202);
 }

@@ -15,6 +15,8 @@ export interface EngineOptions {
   threads: number;
   /** ORT's CPU memory arena (INFERENCE_MEM_ARENA, default on); off keeps RSS near the model's own size, 2× slower. */
   memArena?: boolean;
+  /** Niceness of the inference threads (INFERENCE_NICE); 0 leaves them at the process's priority. */
+  nice?: number;
   /** Micro-batch size per run: 'auto' = up to 8 on CUDA, none on CPU. */
   batch?: number | 'auto';
   batchWaitMs?: number;
@@ -71,6 +73,7 @@ export class Engine {
             workers: options.workers,
             threads: options.threads,
             memArena: options.memArena ?? true,
+            nice: options.nice ?? 0,
             batch: options.batch ?? 'auto',
             batchWaitMs: options.batchWaitMs ?? 4,
             ...(options.onInference ? { onInference: options.onInference } : {}),

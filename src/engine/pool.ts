@@ -50,6 +50,7 @@ export interface PoolOptions {
   workers: number;
   threads: number;
   memArena?: boolean;
+  nice?: number;
   /** Micro-batch size: a number, or 'auto' (batches of up to 8 on CUDA, none on CPU). */
   batch?: number | 'auto';
   /** How long the oldest waiting image may wait for others to fill a batch. */
@@ -161,6 +162,7 @@ export class ModelPool {
       provider: this.options.provider,
       threads: this.options.threads,
       memArena: this.options.memArena ?? true,
+      nice: this.options.nice ?? 0,
       batch: this.options.batch ?? 'auto',
     };
     const worker = startWorker(init);

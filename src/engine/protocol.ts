@@ -13,6 +13,8 @@ export interface WorkerInit {
   threads: number;
   /** ORT's CPU memory arena: faster first allocations, but it keeps the peak of every run's buffers for good. */
   memArena: boolean;
+  /** Niceness for this worker and the ORT threads it creates (Linux: per thread); 0 = unchanged. */
+  nice: number;
   /** Largest micro-batch; 'auto' batches only on CUDA (8), never on CPU where it buys nothing. */
   batch: number | 'auto';
 }

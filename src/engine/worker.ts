@@ -1,9 +1,10 @@
 // src/engine/worker.ts
 // One ONNX session per worker thread: session.run() is synchronous on its calling thread,
 // so keeping it here leaves the HTTP event loop free while a model runs.
-import { existsSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -99,8 +100,24 @@ async function openSession(): Promise<Ready> {
   }
 }
 
+/**
+ * Lowers this thread's CPU priority before the session exists, so ORT's intra-op threads, created with the session,
+ * inherit it: with every core busy in inference, the event loop and sharp still get a core when they need one, and
+ * the model takes the rest. Linux keeps nice per thread and lets anyone lower their own; elsewhere this is skipped.
+ */
+function lowerPriority(nice: number): void {
+  if (nice <= 0 || process.platform !== 'linux') return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, Math.min(19, os.getPriority(tid) + nice));
+  } catch {
+    // Best effort: without it inference still runs, only at the event loop's priority.
+  }
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
+  lowerPriority(init.nice);
   let ready: Ready;
   try {
     ready = await openSession();

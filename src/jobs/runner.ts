@@ -106,11 +106,11 @@ export class JobRunner {
    * is never silently dropped; it ends completed or failed with the error kept.
    */
   submit(key: ApiKeyRecord, job: RemovalJob, extra: Record<string, unknown> = {}): Promise<JobRecord> {
-    return this.submitTask(key, creditsFor(job), (signal) => runJob(job, this.gw.pipeline, signal), extra);
+    return this.submitTask(key, creditsFor(job), (signal) => runJob(job, this.gw.pipeline, signal), extra, job.model ?? this.gw.engine.defaultModel);
   }
 
   /** The same lifecycle for any work that ends in a removal result (dialects that render more than one file). */
-  async submitTask(key: ApiKeyRecord, credits: number, task: (signal: AbortSignal | undefined, record: JobRecord) => Promise<RemovalResult>, extra: Record<string, unknown> = {}): Promise<JobRecord> {
+  async submitTask(key: ApiKeyRecord, credits: number, task: (signal: AbortSignal | undefined, record: JobRecord) => Promise<RemovalResult>, extra: Record<string, unknown> = {}, lane = this.gw.engine.defaultModel): Promise<JobRecord> {
     const gw = this.gw;
     if (gw.state.shuttingDown) throw new GatewayError('shutting_down', { retryAfter: gw.config.QUEUE_RETRY_AFTER_SECONDS });
     if (gw.queue.running >= gw.queue.concurrency && gw.queue.waiting >= gw.config.QUEUE_MAX_WAITING) {
@@ -138,7 +138,7 @@ export class JobRunner {
         record.startedAt = Date.now();
         await this.saveLive(record).catch(() => undefined);
         return task(signal, record);
-      }, AbortSignal.any([AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS), live.abort.signal]))
+      }, AbortSignal.any([AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS), live.abort.signal]), lane)
       .then(
         async (result: RemovalResult) => {
           record.state = 'completed';
