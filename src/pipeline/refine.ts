@@ -7,7 +7,7 @@
 // The band is solved at a working resolution capped by `workLongSide`; colours are read from the full-resolution
 // pixels only for band pixels (box-averaged over each working pixel's footprint), so nothing is resized as a whole.
 import { cleanMask, CLEANUP } from './mask-cleanup.js';
-import { bands, PIXELS_PER_STEP, runSliced, runToEnd, type Steps } from './slice.js';
+import { bands, PIXELS_PER_STEP, rowsPerStep, runSliced, runToEnd, type Steps } from './slice.js';
 import { upsampleSteps } from './upsample.js';
 
 export const REFINE_MODES = ['off', 'fast', 'full'] as const;
@@ -175,8 +175,6 @@ export function* findBand(mask: Uint8Array, size: number, w: number, h: number, 
   for (let i = 0, k = 0; k < listed.ring; i++) if (mark[i] === 2) ring[k++] = i;
   return { pixels, ring };
 }
-
-const rowsPerStep = (rowWidth: number) => Math.max(1, Math.floor(PIXELS_PER_STEP / Math.max(1, rowWidth)));
 
 /** Marks the working rows [y0, y1) whose first tap lands in the mask's band; returns how many were marked. */
 function markBand(inBand: Uint8Array, size: number, rows: Int32Array, cols: Int32Array, mark: Uint8Array, w: number, y0: number, y1: number): number {

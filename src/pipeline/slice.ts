@@ -33,9 +33,12 @@ export async function runSliced<T>(steps: Steps<T>): Promise<T> {
   }
 }
 
+/** Rows of `rowWidth` pixels that make about PIXELS_PER_STEP pixels (at least one). */
+export const rowsPerStep = (rowWidth: number) => Math.max(1, Math.floor(PIXELS_PER_STEP / Math.max(1, rowWidth)));
+
 /** Calls `band(y0, y1)` over [0, rows) in bands of about PIXELS_PER_STEP pixels, yielding after each. */
 export function* bands(rows: number, rowWidth: number, band: (y0: number, y1: number) => void): Steps<void> {
-  const step = Math.max(1, Math.floor(PIXELS_PER_STEP / Math.max(1, rowWidth)));
+  const step = rowsPerStep(rowWidth);
   for (let y = 0; y < rows; y += step) {
     band(y, Math.min(rows, y + step));
     yield;
