@@ -1,5 +1,7 @@
 // test/queue.test.ts
 // The bounded job queue and the inference workers: refusal when full, abort before running, the event loop stays free.
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../src/errors.js';
@@ -65,6 +67,34 @@ describe('JobQueue', () => {
     gate3.resolve();
     await Promise.all([u2netFirst, isnetNext, u2netNext]);
     expect(order).toEqual(['e1', 'f1']);
+  });
+
+  it('lets go of a finished job’s result while others still wait (p-queue’s own queue kept up to 100)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const q = new JobQueue({ concurrency: 1, maxWaiting: 20, retryAfterSeconds: 1 });
+    const gates = [deferred(), deferred()];
+    let result: WeakRef<object> | undefined;
+    // The tracked job must start while others wait behind it, as under steady load.
+    const running = q.run(() => gates[0]!.promise);
+    const tracked = q.run(async () => {
+      const big = { bytes: new Uint8Array(1 << 20) };
+      result = new WeakRef(big);
+      return big;
+    }).then(() => undefined);
+    const next = q.run(() => gates[1]!.promise);
+    const line = Array.from({ length: 4 }, () => q.run(async () => undefined));
+    gates[0]!.resolve();
+    await tracked;
+    expect(q.running).toBe(1);
+    expect(q.waiting).toBe(4);
+    await new Promise((r) => setImmediate(r));
+    gc();
+    await new Promise((r) => setImmediate(r));
+    gc();
+    expect(result!.deref()).toBeUndefined();
+    gates[1]!.resolve();
+    await Promise.all([running, next, ...line]);
   });
 
   it('drops a waiting job whose caller aborted, without running it', async () => {
