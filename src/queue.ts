@@ -109,7 +109,6 @@ export class JobQueue {
     if (this.queue.pending === 0 && this.queue.size === 0) this.laneTags.clear();
     const tag = Math.max(this.virtualNow, (this.laneTags.get(lane) ?? -Infinity) + 1);
     this.laneTags.set(lane, tag);
-    this.forgetIdleLanes();
     return this.queue.add(
       () => {
         this.virtualNow = Math.max(this.virtualNow, tag);
@@ -118,12 +117,6 @@ export class JobQueue {
       },
       { priority: -tag, id: String(++this.nextId), ...(signal ? { signal } : {}) },
     ) as Promise<T>;
-  }
-
-  /** Lanes whose last tag is behind `now` would start at `now` anyway; dropping them keeps the map to busy lanes. */
-  private forgetIdleLanes(): void {
-    if (this.laneTags.size < 64) return;
-    for (const [lane, last] of this.laneTags) if (last < this.virtualNow) this.laneTags.delete(lane);
   }
 
   /** Stops admitting and resolves when every admitted job has finished. */

@@ -67,29 +67,42 @@ function* sweep(
     m11[k] = a00 * inv;
   }
   yield;
-  // Chunked only so a pause may come between chunks; the sweep order (and so the result) is unchanged.
-  const range = (from: number, to: number) => {
-    for (let k = from, q = from * 4; k < to; k++, q += 4) {
-      const a0 = alpha[k]!, a1 = 1 - a0;
-      const n0 = nbr[q]! * 3, n1 = nbr[q + 1]! * 3, n2 = nbr[q + 2]! * 3, n3 = nbr[q + 3]! * 3;
-      const d0 = da[q]!, d1 = da[q + 1]!, d2 = da[q + 2]!, d3 = da[q + 3]!;
-      const A = m00[k]!, M = m01[k]!, Z = m11[k]!;
-      for (let c = 0, o = k * 3; c < 3; c++, o++) {
-        const i = image[o]!;
-        const sf = a0 * i + d0 * fg[n0 + c]! + d1 * fg[n1 + c]! + d2 * fg[n2 + c]! + d3 * fg[n3 + c]!;
-        const sb = a1 * i + d0 * bg[n0 + c]! + d1 * bg[n1 + c]! + d2 * bg[n2 + c]! + d3 * bg[n3 + c]!;
-        const f = A * sf + M * sb, b = M * sf + Z * sb;
-        fg[o] = f < 0 ? 0 : f > 1 ? 1 : f;
-        bg[o] = b < 0 ? 0 : b > 1 ? 1 : b;
-      }
-    }
-  };
   // In chunks only so a pause may come between them; the sweep order (and so the result) is unchanged.
   const chunk = PIXELS_PER_STEP >> 2;
   for (let it = 0; it < iterations; it++) {
     for (let from = 0; from < count; from += chunk) {
-      range(from, Math.min(count, from + chunk));
+      sweepRange(nbr, alpha, da, m00, m01, m11, image, fg, bg, from, Math.min(count, from + chunk));
       yield;
+    }
+  }
+}
+
+/** Pixels [from, to) of one sweep; the arrays are arguments because loops over a generator's captured variables ran 2× slower in V8. */
+function sweepRange(
+  nbr: Int32Array,
+  alpha: Float32Array,
+  da: Float32Array,
+  m00: Float32Array,
+  m01: Float32Array,
+  m11: Float32Array,
+  image: Float32Array,
+  fg: Float32Array,
+  bg: Float32Array,
+  from: number,
+  to: number,
+): void {
+  for (let k = from, q = from * 4; k < to; k++, q += 4) {
+    const a0 = alpha[k]!, a1 = 1 - a0;
+    const n0 = nbr[q]! * 3, n1 = nbr[q + 1]! * 3, n2 = nbr[q + 2]! * 3, n3 = nbr[q + 3]! * 3;
+    const d0 = da[q]!, d1 = da[q + 1]!, d2 = da[q + 2]!, d3 = da[q + 3]!;
+    const A = m00[k]!, M = m01[k]!, Z = m11[k]!;
+    for (let c = 0, o = k * 3; c < 3; c++, o++) {
+      const i = image[o]!;
+      const sf = a0 * i + d0 * fg[n0 + c]! + d1 * fg[n1 + c]! + d2 * fg[n2 + c]! + d3 * fg[n3 + c]!;
+      const sb = a1 * i + d0 * bg[n0 + c]! + d1 * bg[n1 + c]! + d2 * bg[n2 + c]! + d3 * bg[n3 + c]!;
+      const f = A * sf + M * sb, b = M * sf + Z * sb;
+      fg[o] = f < 0 ? 0 : f > 1 ? 1 : f;
+      bg[o] = b < 0 ? 0 : b > 1 ? 1 : b;
     }
   }
 }
