@@ -2,6 +2,7 @@
 // Builds one Hono sub-app per adapter: auth → rate limit → body → parse → credits → queue(runJob) → render,
 // with the adapter's own error renderer scoped to its routes (so 401/429 come back in the vendor's shape).
 import { Hono, type Context } from 'hono';
+import { deadline } from '../src/deadline.js';
 import { GatewayError, toGatewayError } from '../src/errors.js';
 import type { Gateway } from '../src/gateway.js';
 import { authenticate } from '../src/http/auth.js';
@@ -52,7 +53,8 @@ export async function admit(c: Context<AppEnv>, gw: Gateway, adapter: CompatAdap
 export async function execute(c: Context<AppEnv>, gw: Gateway, job: RemovalJob, bytesIn: number): Promise<RemovalResult> {
   const key = c.get('apiKey')!;
   const hold = await reserveCredits(gw, key, creditsFor(job));
-  const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS)]);
+  const limit = deadline(gw.config.REQUEST_TIMEOUT_MS);
+  const signal = AbortSignal.any([c.req.raw.signal, limit.signal]);
   let result: RemovalResult;
   const queuedAt = performance.now();
   try {
@@ -65,6 +67,8 @@ export async function execute(c: Context<AppEnv>, gw: Gateway, job: RemovalJob, 
     if (c.req.raw.signal.aborted) throw new GatewayError('client_closed', { cause: err });
     if (signal.aborted && !(err instanceof GatewayError)) throw new GatewayError('timeout', { cause: err });
     throw err;
+  } finally {
+    limit.clear();
   }
   if (key.mode !== 'synthetic') {
     await gw.stores.usage

@@ -3,6 +3,7 @@
 // State lives in the results store (memory or Redis, with TTL) so any replica can answer status and download.
 // The replica running a job renews a lease on it; a job whose lease lapses (its replica died) reads as failed.
 import { randomUUID } from 'node:crypto';
+import { deadline } from '../deadline.js';
 import { GatewayError, toGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { guardStore } from '../gateway.js';
@@ -132,13 +133,14 @@ export class JobRunner {
     }, this.leaseMs / 3);
     lease.unref();
     const started = performance.now();
+    const limit = deadline(gw.config.REQUEST_TIMEOUT_MS);
     gw.queue
       .run(async (signal) => {
         record.state = 'processing';
         record.startedAt = Date.now();
         await this.saveLive(record).catch(() => undefined);
         return task(signal, record);
-      }, AbortSignal.any([AbortSignal.timeout(gw.config.REQUEST_TIMEOUT_MS), live.abort.signal]), lane)
+      }, AbortSignal.any([limit.signal, live.abort.signal]), lane)
       .then(
         async (result: RemovalResult) => {
           record.state = 'completed';
@@ -165,6 +167,7 @@ export class JobRunner {
         },
       )
       .then(async () => {
+        limit.clear();
         clearInterval(lease);
         record.finishedAt = Date.now();
         delete record.leaseUntil;
